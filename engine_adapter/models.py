@@ -1,0 +1,73 @@
+"""What crosses the seam: token ids and sampling settings in, ids, text, cache hits and timing out.
+
+Frozen dataclasses rather than pydantic models: a request carries thousands of token ids and sits
+on the hot path, where validation would cost more than building the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "EngineRequest",
+    "EngineResult",
+    "PrefixCacheCounters",
+    "SamplingSettings",
+    "TimingSource",
+]
+
+TimingSource = Literal["engine", "measured"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SamplingSettings:
+    """Engine-neutral sampling settings. Greedy by default, so runs are reproducible."""
+
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineRequest:
+    """One generation request, already tokenized.
+
+    ``cache_salt`` isolates prefix-cache entries (tenants): requests with different salts never
+    share cached blocks.
+    """
+
+    prompt_token_ids: tuple[int, ...]
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    cache_salt: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineResult:
+    """One finished request.
+
+    ``num_cached_tokens`` is ``None`` when the engine does not report it (never a made-up ``0``).
+    ``ttft_s`` is the engine's own time to first token when ``timing_source == "engine"``; with
+    ``"measured"`` it is the client-side wall time of the call that carried the request, which
+    includes decoding -- a plain upper bound, and labelled as such.
+    """
+
+    prompt_token_ids: tuple[int, ...]
+    num_cached_tokens: int | None
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str | None
+    ttft_s: float | None
+    latency_s: float
+    timing_source: TimingSource
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrefixCacheCounters:
+    """Engine-side prefix-cache counters (tokens queried and tokens hit), cumulative."""
+
+    queries: int
+    hits: int

@@ -1,0 +1,264 @@
+"""The client: build token-stable prompts, send ids to an engine, report every prefix hit.
+
+::
+
+    client = Client.embedded()                       # default model, embedded vLLM, APC on
+    qa = client.template("long_doc_qa")              # a shipped template, or a path
+    out = client.generate(qa, {"document": doc, "question": "Who?"})
+    print(out.text, out.record.verdict, out.record.cached_tokens)
+    print(client.summary())
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from engine_adapter import Engine, EngineRequest, EngineResult, SamplingSettings
+from promptkit.builder import PromptBuilder
+from promptkit.chat import DEFAULT_PINNED_DATE
+from promptkit.expectation import PrefixCacheMirror
+from promptkit.explain import DriftDetector, explain_unexpected_miss
+from promptkit.prompt import BuiltPrompt
+from promptkit.report import (
+    JsonlSink,
+    RequestRecord,
+    RunSummary,
+    Verdict,
+    decide_verdict,
+    make_record,
+    summarize,
+)
+from promptkit.template import PromptTemplate
+from promptkit.templates import load_template
+from promptkit.tokenization import Tokenizer
+
+__all__ = ["Client", "Generation"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One generation: the engine's answer, the prompt that was sent and its cache record."""
+
+    prompt: BuiltPrompt
+    result: EngineResult
+    record: RequestRecord
+
+    @property
+    def text(self) -> str:
+        return self.result.text
+
+    @property
+    def token_ids(self) -> tuple[int, ...]:
+        return self.result.token_ids
+
+
+class Client:
+    """Builds prompts for one model and sends them to one engine, recording every prefix hit.
+
+    Args:
+        engine: any :class:`engine_adapter.Engine`; its ``block_size`` drives block accounting.
+        tokenizer: the same model's tokenizer.
+        log_path: append a JSONL record per request here (opt-in).
+        mirror_capacity_blocks: blocks the expectation mirror remembers (LRU).
+        pinned_date: the date chat templates with a clock see.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        tokenizer: Tokenizer,
+        log_path: str | os.PathLike[str] | None = None,
+        mirror_capacity_blocks: int = 200_000,
+        pinned_date: dt.date = DEFAULT_PINNED_DATE,
+        owns_engine: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.builder = PromptBuilder(
+            tokenizer, block_size=engine.block_size, pinned_date=pinned_date
+        )
+        self.mirror = PrefixCacheMirror(
+            block_size=engine.block_size, capacity_blocks=mirror_capacity_blocks
+        )
+        self.drift = DriftDetector(tokenizer)
+        self.records: list[RequestRecord] = []
+        self._templates: dict[str, PromptTemplate] = {}
+        self._ids = itertools.count(1)
+        self._sink = JsonlSink(log_path) if log_path is not None else None
+        self._owns_engine = owns_engine
+        self._counters_baseline = engine.prefix_cache_counters()
+
+    @classmethod
+    def embedded(
+        cls,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        log_path: str | os.PathLike[str] | None = None,
+        **engine_kwargs: Any,
+    ) -> Client:
+        """A client over an embedded vLLM engine (prefix caching on) and the model's tokenizer.
+
+        ``model`` defaults to ``$PROMPTKIT_MODEL`` or the bundled SmolLM2 (converted on first use).
+        """
+        from engine_adapter.vllm import VLLMEngine
+        from promptkit.model_store import resolve_model_dir
+
+        path = resolve_model_dir(model)
+        tokenizer = Tokenizer.from_dir(path)
+        engine = VLLMEngine(path, **engine_kwargs)
+        return cls(engine=engine, tokenizer=tokenizer, log_path=log_path, owns_engine=True)
+
+    # -- templates and prompts --------------------------------------------------------------
+
+    def template(self, name_or_path: str | Path) -> PromptTemplate:
+        """Load a template by path, or by the name of a shipped template (``long_doc_qa``)."""
+        template = load_template(name_or_path)
+        self._templates[template.filename] = template
+        return template
+
+    def build(
+        self,
+        template: PromptTemplate,
+        variables: Mapping[str, Any],
+        *,
+        tools: Sequence[Any] | None = None,
+    ) -> BuiltPrompt:
+        """Render and tokenize a prompt without sending it."""
+        self._templates.setdefault(template.filename, template)
+        return self.builder.build(template, variables, tools=tools)
+
+    # -- generation -------------------------------------------------------------------------
+
+    def generate(
+        self,
+        template: PromptTemplate,
+        variables: Mapping[str, Any],
+        *,
+        sampling: SamplingSettings | None = None,
+        tools: Sequence[Any] | None = None,
+        cache_salt: str | None = None,
+        label: str | None = None,
+    ) -> Generation:
+        """Build one prompt, send it, and return the answer with its cache record."""
+        prompt = self.build(template, variables, tools=tools)
+        return self.send([prompt], sampling=sampling, cache_salt=cache_salt, labels=[label])[0]
+
+    def send(
+        self,
+        prompts: Sequence[BuiltPrompt],
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        salts: Sequence[str | None] | None = None,
+        labels: Sequence[str | None] | None = None,
+    ) -> list[Generation]:
+        """Send built prompts as one engine batch and record each request.
+
+        Expectations are taken before the batch runs: requests scheduled together cannot reuse
+        each other's blocks, so the mirror's view before the batch is the fair expectation.
+        """
+        settings = sampling or SamplingSettings()
+        request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
+        request_labels = list(labels) if labels is not None else [None] * len(prompts)
+        expected = [
+            self.mirror.expected_cached(p.token_ids, salt=s)
+            for p, s in zip(prompts, request_salts, strict=True)
+        ]
+        requests = [
+            EngineRequest(prompt_token_ids=p.token_ids, sampling=settings, cache_salt=s)
+            for p, s in zip(prompts, request_salts, strict=True)
+        ]
+        results = self.engine.generate(requests)
+        generations = []
+        for prompt, result, expect, salt, label in zip(
+            prompts, results, expected, request_salts, request_labels, strict=True
+        ):
+            generations.append(self._record(prompt, result, expect, salt, label))
+        return generations
+
+    def _record(
+        self,
+        prompt: BuiltPrompt,
+        result: EngineResult,
+        expected: int,
+        salt: str | None,
+        label: str | None,
+    ) -> Generation:
+        request_id = next(self._ids)
+        template = self._templates.get(prompt.template_file)
+        explanation = None
+        if template is not None:
+            explanation = self.drift.check(request_id=request_id, template=template, prompt=prompt)
+        actual = result.num_cached_tokens
+        verdict = decide_verdict(
+            prompt=prompt, expected=expected, actual=actual, drift=explanation is not None
+        )
+        if verdict is Verdict.UNEXPECTED_MISS and actual is not None:
+            explanation = explain_unexpected_miss(
+                prompt=prompt, expected=expected, actual=actual, salt=salt
+            )
+        self.mirror.record(prompt.token_ids, result.token_ids, salt=salt)
+        record = make_record(
+            request_id=request_id,
+            prompt=prompt,
+            result=result,
+            expected=expected,
+            verdict=verdict,
+            explanation=explanation,
+            salt=salt,
+            label=label,
+        )
+        self.records.append(record)
+        if self._sink is not None:
+            self._sink.write(record)
+        log.debug(
+            "request %d %s: %s cached of %d (expected %d)",
+            request_id,
+            verdict,
+            actual,
+            prompt.total_tokens,
+            expected,
+        )
+        if explanation is not None:
+            log.info("request %d %s: %s", request_id, verdict.value, explanation.one_line())
+        return Generation(prompt=prompt, result=result, record=record)
+
+    def summary(self) -> RunSummary:
+        """Totals of this client's records, cross-checked with the engine's counters."""
+        return summarize(
+            self.records,
+            counters=self.engine.prefix_cache_counters(),
+            counters_baseline=self._counters_baseline,
+        )
+
+    def forget_cache(self) -> None:
+        """Tell the client the engine's cache is gone (after a restart or an explicit reset)."""
+        self.mirror.clear()
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        if self._owns_engine:
+            self.engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,228 @@
+"""The Jinja2 environment promptkit renders with, and its two tags.
+
+Templates run sandboxed (``SandboxedEnvironment``) with ``StrictUndefined`` -- a missing
+variable is an error, never an empty string that silently changes the prompt. ``tojson`` is
+replaced by :func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable.
+
+Tags (parsed by :class:`SegmentExtension`, errors carry the template line)::
+
+    {% vars document=session, question=request %}
+    {% segment system static %} ... {% endsegment %}
+    {% segment question request role=user %} ... {% endsegment %}
+
+At render time each segment's output is wrapped in private control characters so the renderer can
+cut the output into segments without any regex over template source. In *tracking* mode (used to
+explain cache misses) every ``{{ expression }}`` and every chunk of literal text is wrapped too,
+with an id that maps back to its template line and the variables it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
+from jinja2.parser import Parser
+from jinja2.sandbox import SandboxedEnvironment
+
+from promptkit.canonical import canonical_json
+from promptkit.segments import Stability
+
+__all__ = [
+    "MARKERS",
+    "SEGMENT_CLOSE",
+    "SEGMENT_OPEN",
+    "SEGMENT_SEP",
+    "TRACK_CLOSE",
+    "TRACK_OPEN",
+    "TRACK_SEP",
+    "SegmentExtension",
+    "TrackedExpression",
+    "make_environment",
+]
+
+# Control characters that never occur in prompt text (inputs containing them are rejected).
+SEGMENT_OPEN = "\x02"
+SEGMENT_SEP = "\x03"
+SEGMENT_CLOSE = "\x04"
+TRACK_OPEN = "\x05"
+TRACK_SEP = "\x06"
+TRACK_CLOSE = "\x07"
+MARKERS = (SEGMENT_OPEN, SEGMENT_SEP, SEGMENT_CLOSE, TRACK_OPEN, TRACK_SEP, TRACK_CLOSE)
+
+_TRACK_FUNCTION = "__promptkit_track"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedExpression:
+    """What a tracking marker id stands for: a line, its kind and the names it reads."""
+
+    line: int
+    kind: str  # "expression" or "text"
+    source: str
+    names: tuple[str, ...]
+
+
+class SegmentExtension(Extension):
+    """Adds ``{% vars %}`` and ``{% segment %}`` to Jinja."""
+
+    tags = {"vars", "segment"}  # noqa: RUF012 - Jinja declares it a set
+
+    def parse(self, parser: Parser) -> nodes.Node | list[nodes.Node]:
+        token = next(parser.stream)
+        if token.value == "vars":
+            return self._parse_vars(parser, token.lineno)
+        return self._parse_segment(parser, token.lineno)
+
+    def _stability(self, parser: Parser, lineno: int) -> str:
+        tok = parser.stream.expect("name")
+        try:
+            return Stability.parse(tok.value).label
+        except ValueError as exc:
+            raise JinjaSyntaxError(str(exc), tok.lineno, parser.name, parser.filename) from None
+
+    def _parse_vars(self, parser: Parser, lineno: int) -> nodes.Node:
+        pairs: list[nodes.Expr] = []
+        while parser.stream.current.type != "block_end":
+            name_tok = parser.stream.expect("name")
+            parser.stream.expect("assign")
+            stability = self._stability(parser, name_tok.lineno)
+            pairs.append(
+                nodes.Tuple(
+                    [
+                        nodes.Const(name_tok.value),
+                        nodes.Const(stability),
+                        nodes.Const(name_tok.lineno),
+                    ],
+                    "load",
+                )
+            )
+            if not parser.stream.skip_if("comma"):
+                break
+        if not pairs:
+            raise JinjaSyntaxError(
+                "{% vars %} needs at least one NAME=CLASS pair, e.g. {% vars question=request %}",
+                lineno,
+                parser.name,
+                parser.filename,
+            )
+        call = self.call_method("_declare", [nodes.List(pairs)], lineno=lineno)
+        return nodes.ExprStmt(call, lineno=lineno)
+
+    def _parse_segment(self, parser: Parser, lineno: int) -> nodes.Node:
+        name = parser.stream.expect("name").value
+        stability = self._stability(parser, lineno)
+        role: str | None = None
+        if parser.stream.current.type == "name" and parser.stream.current.value == "role":
+            next(parser.stream)
+            parser.stream.expect("assign")
+            tok = next(parser.stream)
+            if tok.type not in ("name", "string"):
+                raise JinjaSyntaxError(
+                    "role= takes a name such as system, user or assistant",
+                    tok.lineno,
+                    parser.name,
+                    parser.filename,
+                )
+            role = str(tok.value)
+        if parser.stream.current.type != "block_end":
+            raise JinjaSyntaxError(
+                "expected {% segment NAME CLASS [role=ROLE] %}",
+                parser.stream.current.lineno,
+                parser.name,
+                parser.filename,
+            )
+        body = parser.parse_statements(("name:endsegment",), drop_needle=True)
+        args: list[nodes.Expr] = [nodes.Const(name), nodes.Const(stability), nodes.Const(role)]
+        call = self.call_method("_segment", args, lineno=lineno)
+        return nodes.CallBlock(call, [], [], body, lineno=lineno)
+
+    @staticmethod
+    def _declare(pairs: list[Any]) -> str:
+        return ""
+
+    @staticmethod
+    def _segment(name: str, stability: str, role: str | None, caller: Callable[[], str]) -> str:
+        return f"{SEGMENT_OPEN}{name}{SEGMENT_SEP}{caller()}{SEGMENT_CLOSE}"
+
+
+class TrackingExtension(Extension):
+    """Rewrites the token stream so every expression and text chunk carries a marker id.
+
+    Registered only in the tracking environment. The ids index ``environment.tracked`` (a list
+    the environment owns), filled as templates are compiled.
+    """
+
+    def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
+        registry: list[TrackedExpression] = self.environment.tracked  # type: ignore[attr-defined]
+        tokens: Iterator[Token] = iter(stream)
+        for tok in tokens:
+            if tok.type == "data" and tok.value:
+                ident = len(registry)
+                registry.append(TrackedExpression(tok.lineno, "text", tok.value, ()))
+                yield Token(
+                    tok.lineno, "data", f"{TRACK_OPEN}{ident}{TRACK_SEP}{tok.value}{TRACK_CLOSE}"
+                )
+            elif tok.type == "variable_begin":
+                inner: list[Token] = []
+                end = tok
+                for nxt in tokens:
+                    if nxt.type == "variable_end":
+                        end = nxt
+                        break
+                    inner.append(nxt)
+                ident = len(registry)
+                names = tuple(dict.fromkeys(t.value for t in inner if t.type == "name"))
+                source = " ".join(str(t.value) for t in inner)
+                registry.append(TrackedExpression(tok.lineno, "expression", source, names))
+                yield tok
+                yield Token(tok.lineno, "name", _TRACK_FUNCTION)
+                yield Token(tok.lineno, "lparen", "(")
+                yield Token(tok.lineno, "integer", ident)  # type: ignore[arg-type]
+                yield Token(tok.lineno, "comma", ",")
+                yield Token(tok.lineno, "lparen", "(")
+                yield from inner
+                yield Token(tok.lineno, "rparen", ")")
+                yield Token(tok.lineno, "rparen", ")")
+                yield end
+            else:
+                yield tok
+
+
+def _track(ident: int, value: Any) -> str:
+    return f"{TRACK_OPEN}{ident}{TRACK_SEP}{value}{TRACK_CLOSE}"
+
+
+def _raise_template_error(message: str) -> None:
+    from promptkit.errors import TemplateError
+
+    raise TemplateError(message)
+
+
+def make_environment(*, tracking: bool = False) -> SandboxedEnvironment:
+    """Build the sandboxed environment (``tracking=True`` for miss explanation)."""
+    extensions: list[type[Extension]] = [SegmentExtension]
+    if tracking:
+        extensions.append(TrackingExtension)
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined,
+        extensions=extensions,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_template_error
+    if tracking:
+        env.tracked = []  # type: ignore[attr-defined]
+        env.globals[_TRACK_FUNCTION] = _track
+    return env
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    return canonical_json(value, indent=indent)

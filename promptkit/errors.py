@@ -1,0 +1,89 @@
+"""The promptkit exception tree.
+
+Every error the SDK raises on bad input is one of these, and each says *where* (template, line,
+variable) and *what to do next*::
+
+    PromptkitError
+    ├── TemplateError                 a template cannot be loaded, parsed or rendered
+    │   ├── TemplateSyntaxError       bad segment/vars tags or Jinja syntax
+    │   ├── StabilityError            a volatile variable reaches a more stable segment,
+    │   │                             or segments are ordered from less to more stable
+    │   └── VariableError             a variable is missing, undeclared or not serializable
+    ├── SerializationError            a value has no canonical JSON form (NaN, unknown type ...)
+    ├── TokenizationError             the tokenizer or chat template failed or is missing
+    │   └── BoundaryError             a segment boundary tokenizes differently from the whole text
+    ├── ModelError                    a model directory is missing or unusable
+    ├── ConversationError             a turn does not extend the previous turn's tokens
+    └── ConfigError                   bad configuration (pyproject, CLI flags, environment)
+
+Engine failures live in :mod:`engine_adapter.errors` and are re-exported here for convenience.
+"""
+
+from __future__ import annotations
+
+
+class PromptkitError(Exception):
+    """Base class of every error promptkit raises on purpose."""
+
+
+class TemplateError(PromptkitError):
+    """A template could not be loaded, parsed or rendered.
+
+    ``template``, ``line`` and ``variable`` are set whenever they are known, and are part of the
+    message, so a CI log line alone is enough to find the problem.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        template: str | None = None,
+        line: int | None = None,
+        variable: str | None = None,
+    ) -> None:
+        self.template = template
+        self.line = line
+        self.variable = variable
+        self.detail = message
+        where = template or "<string>"
+        if line is not None:
+            where += f":{line}"
+        if variable is not None:
+            where += f" (variable {variable!r})"
+        super().__init__(f"{where}: {message}")
+
+
+class TemplateSyntaxError(TemplateError):
+    """Bad ``{% segment %}``/``{% vars %}`` tags, or a Jinja syntax error."""
+
+
+class StabilityError(TemplateError):
+    """Volatile content would land in a more stable segment, or segment order is not monotone."""
+
+
+class VariableError(TemplateError):
+    """A variable is missing at render time, undeclared, or of the wrong kind."""
+
+
+class SerializationError(PromptkitError):
+    """A value has no canonical serialization (NaN, Infinity, an unsupported type ...)."""
+
+
+class TokenizationError(PromptkitError):
+    """The tokenizer or the chat template failed."""
+
+
+class BoundaryError(TokenizationError):
+    """Tokens at a segment boundary differ from tokenizing the whole text and cannot be fixed."""
+
+
+class ModelError(PromptkitError):
+    """A model directory is missing, incomplete or cannot be prepared."""
+
+
+class ConversationError(PromptkitError):
+    """A new turn's token ids do not extend the previous turn's ids."""
+
+
+class ConfigError(PromptkitError):
+    """Invalid configuration: pyproject ``[tool.promptkit]``, CLI flags or environment."""

@@ -1,0 +1,160 @@
+"""The built prompt: token ids plus everything needed to reason about its cacheable prefix."""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptkit.segments import Stability
+
+__all__ = [
+    "BlockAccounting",
+    "Boundary",
+    "BuiltPrompt",
+    "SegmentSpan",
+    "block_hashes",
+    "cacheable_tokens",
+]
+
+
+def cacheable_tokens(shared_tokens: int, total_tokens: int, block_size: int) -> int:
+    """Tokens an engine can serve from cache: full shared blocks, never the last prompt token.
+
+    vLLM caches only full KV blocks and always computes the last prompt token, so for an N-token
+    prompt sharing S tokens with the cache the hit is ``B * min(S // B, (N - 1) // B)``.
+    """
+    if total_tokens <= 0:
+        return 0
+    return block_size * min(shared_tokens // block_size, (total_tokens - 1) // block_size)
+
+
+def block_hashes(
+    ids: tuple[int, ...], block_size: int, *, salt: str | None = None
+) -> tuple[str, ...]:
+    """A hash chain with one entry per *full* block: ``h_i = H(h_{i-1}, block_i)``.
+
+    Contract: equal chains mean equal token prefixes; routers and reports compare these instead
+    of the ids. Changing this function changes every stored fingerprint.
+    """
+    previous = hashlib.blake2b((salt or "").encode(), digest_size=16).digest()
+    out: list[str] = []
+    for start in range(0, len(ids) - block_size + 1, block_size):
+        digest = hashlib.blake2b(previous, digest_size=16)
+        digest.update(array("q", ids[start : start + block_size]).tobytes())
+        previous = digest.digest()
+        out.append(previous.hex())
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpan:
+    """Where a segment landed: characters in :attr:`BuiltPrompt.text`, tokens in the ids."""
+
+    name: str
+    stability: Stability
+    role: str | None
+    char_start: int
+    char_end: int
+    token_start: int
+    token_end: int
+
+    @property
+    def tokens(self) -> int:
+        return self.token_end - self.token_start
+
+
+@dataclass(frozen=True, slots=True)
+class Boundary:
+    """A segment boundary and whether tokens merged across it.
+
+    ``moved_tokens > 0`` means the last tokens of ``after`` tokenize differently once the next
+    segment is appended; those tokens are counted in the later segment (and so are not part of a
+    stable prefix that ends at this boundary).
+    """
+
+    after: str
+    moved_tokens: int
+
+    @property
+    def safe(self) -> bool:
+        return self.moved_tokens == 0
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAccounting:
+    """How a prompt's stable prefix lies over KV blocks."""
+
+    total_tokens: int
+    stable_tokens: int
+    cacheable_tokens: int
+    block_size: int
+
+    @property
+    def partial_block_tokens(self) -> int:
+        """Stable tokens past the last full block: recomputed on every request."""
+        return self.stable_tokens - self.cacheable_tokens
+
+    @property
+    def volatile_tokens(self) -> int:
+        return self.total_tokens - self.stable_tokens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuiltPrompt:
+    """A prompt ready for the engine: ids, text, segment spans and fingerprints.
+
+    :attr:`stable_tokens` counts the leading tokens that every request from the same template and
+    the same stable values shares; :attr:`cacheable_tokens` rounds that down to full KV blocks
+    (and never covers the last token), which is what the engine can reuse.
+    """
+
+    template: str
+    template_file: str
+    text: str
+    token_ids: tuple[int, ...]
+    segments: tuple[SegmentSpan, ...]
+    boundaries: tuple[Boundary, ...]
+    stable_tokens: int
+    block_size: int
+    tokenizer_fingerprint: str
+    chat_template_fingerprint: str | None
+    template_fingerprint: str
+    variables: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def total_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def cacheable_tokens(self) -> int:
+        return cacheable_tokens(self.stable_tokens, len(self.token_ids), self.block_size)
+
+    @property
+    def accounting(self) -> BlockAccounting:
+        return BlockAccounting(
+            total_tokens=len(self.token_ids),
+            stable_tokens=self.stable_tokens,
+            cacheable_tokens=self.cacheable_tokens,
+            block_size=self.block_size,
+        )
+
+    def block_hashes(self, *, salt: str | None = None) -> tuple[str, ...]:
+        """The prefix fingerprint chain of this prompt (see :func:`block_hashes`)."""
+        return block_hashes(self.token_ids, self.block_size, salt=salt)
+
+    @property
+    def prefix_fingerprint(self) -> str:
+        """Hash of the cacheable prefix's ids; equal across requests that can share it."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(array("q", self.token_ids[: self.cacheable_tokens]).tobytes())
+        return digest.hexdigest()
+
+    def segment_at_token(self, index: int) -> SegmentSpan | None:
+        """The segment containing token ``index``."""
+        for span in self.segments:
+            if span.token_start <= index < span.token_end:
+                return span
+        return None

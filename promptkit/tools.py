@@ -1,0 +1,65 @@
+"""Tool (function) schemas from dicts, pydantic models or typed Python callables."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, get_type_hints
+
+from promptkit.errors import SerializationError
+
+__all__ = ["tool_schema"]
+
+
+def tool_schema(tool: Any) -> dict[str, Any]:
+    """An OpenAI-style ``{"type": "function", "function": {...}}`` schema for ``tool``.
+
+    ``tool`` may be such a dict already, a bare ``{"name", "description", "parameters"}`` dict, a
+    pydantic model class (its docstring is the description), or a typed function.
+    """
+    if isinstance(tool, Mapping):
+        if "function" in tool:
+            return dict(tool)
+        if "name" in tool:
+            return {"type": "function", "function": dict(tool)}
+        raise SerializationError(f"tool dict needs 'name' or 'function': {sorted(tool)}")
+    schema_fn = getattr(tool, "model_json_schema", None)
+    if isinstance(tool, type) and callable(schema_fn):
+        parameters = schema_fn()
+        parameters.pop("title", None)
+        description = parameters.pop("description", None) or inspect.getdoc(tool) or ""
+        return _function(tool.__name__, description, parameters)
+    if callable(tool):
+        return _from_callable(tool)
+    raise SerializationError(f"cannot make a tool schema from {type(tool).__name__}")
+
+
+def _function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
+
+
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
+
+
+def _from_callable(fn: Callable[..., Any]) -> dict[str, Any]:
+    hints = get_type_hints(fn)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, param in inspect.signature(fn).parameters.items():
+        hint = hints.get(name, str)
+        json_type = _JSON_TYPES.get(getattr(hint, "__origin__", hint), "string")
+        properties[name] = {"type": json_type}
+        if param.default is inspect.Parameter.empty:
+            required.append(name)
+    parameters = {"type": "object", "properties": properties, "required": required}
+    return _function(fn.__name__, inspect.getdoc(fn) or "", parameters)
