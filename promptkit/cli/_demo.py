@@ -1,51 +1,26 @@
-"""The ``promptkit`` command. Each command parses its arguments, calls one library function and
-prints. Exit codes: 0 success, 1 findings or a failed check, 2 usage or configuration error."""
+"""``promptkit demo`` and ``promptkit model``."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from promptkit.cli._app import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    ModelOption,
+    app,
+    console,
+    fail,
+    quiet_engine_logs,
+)
 from promptkit.errors import PromptkitError
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Cache-friendly prompts for vLLM."
-)
 model_app = typer.Typer(no_args_is_help=True, help="Manage the default model.")
 app.add_typer(model_app, name="model")
-
-# Wide enough for the demo table in CI logs, which are not terminals.
-console = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
-
-ModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        help="Local Hugging Face model dir (default: $PROMPTKIT_MODEL or the bundled SmolLM2).",
-    ),
-]
-
-
-def _quiet_engine_logs() -> None:
-    # vLLM logs every step at INFO to stdout; keep stdout for our tables and JSON.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def _fail(exc: Exception, code: int = EXIT_USAGE) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code)
 
 
 @model_app.command("prepare")
@@ -53,13 +28,13 @@ def model_prepare(
     force: Annotated[bool, typer.Option(help="Convert again even if present.")] = False,
 ) -> None:
     """Convert the bundled SmolLM2 GGUF into a Hugging Face dir (once; offline)."""
-    _quiet_engine_logs()
+    quiet_engine_logs()
     from promptkit.model_store import prepare_default_model
 
     try:
         path = prepare_default_model(force=force)
     except PromptkitError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"default model ready: {path}")
 
 
@@ -79,8 +54,8 @@ def demo(
         Path | None, typer.Option(help="Append per-request records to this JSONL file.")
     ] = None,
 ) -> None:
-    """Run both seed examples through promptkit on the embedded engine and report every hit."""
-    _quiet_engine_logs()
+    """Run both seed examples through promptkit on the embedded engine; report every hit."""
+    quiet_engine_logs()
     from promptkit.client import Client
     from promptkit.demo import run_demo
     from promptkit.model_store import resolve_model_dir
@@ -91,7 +66,7 @@ def demo(
             start = getattr(client.engine, "start_seconds", None)
             report = run_demo(client, model_name=path.name, engine_start_s=start)
     except PromptkitError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -99,12 +74,3 @@ def demo(
 
         print_demo(console, report)
     raise typer.Exit(EXIT_OK if report.same_outputs else EXIT_FINDINGS)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

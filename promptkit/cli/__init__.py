@@ -1,0 +1,19 @@
+"""The ``promptkit`` command.
+
+Each command lives in its own module here, parses its arguments, calls one library function and
+prints. Exit codes: 0 success, 1 findings or a failed check, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, app
+
+# Importing the command modules registers their commands on ``app``.
+from promptkit.cli import _demo  # noqa: F401  isort: skip
+
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

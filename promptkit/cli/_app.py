@@ -1,0 +1,43 @@
+"""The Typer app, the shared consoles and helpers every command module uses."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Cache-friendly prompts for vLLM."
+)
+
+# Wide enough for tables in CI logs, which are not terminals.
+console = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True)
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Local Hugging Face model dir (default: $PROMPTKIT_MODEL or the bundled SmolLM2).",
+    ),
+]
+
+
+def quiet_engine_logs() -> None:
+    """vLLM logs every step at INFO; keep stdout for our tables and JSON."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def fail(exc: Exception, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print an error the user can act on and return the exit to raise."""
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code)
