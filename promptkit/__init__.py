@@ -15,7 +15,7 @@ from engine_adapter import (
     FunctionEngine,
     SamplingSettings,
 )
-from promptkit.builder import PromptBuilder, canonical_tools
+from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json, normalize_text, to_canonical
 from promptkit.chat import ChatTemplate
 from promptkit.client import Client, Generation
@@ -54,6 +54,7 @@ from promptkit.segments import SegmentSpec, Stability, VariableSpec
 from promptkit.template import PromptTemplate
 from promptkit.templates import load_template
 from promptkit.tokenization import Tokenizer
+from promptkit.tools import canonical_tools, tool_schema
 
 __version__ = "0.1.0"
 
@@ -105,4 +106,5 @@ __all__ = [
     "resolve_model_dir",
     "summarize",
     "to_canonical",
+    "tool_schema",
 ]

@@ -12,35 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptkit.canonical import normalize_text, to_canonical
+from promptkit.canonical import normalize_text
 from promptkit.chat import DEFAULT_PINNED_DATE, ChatTemplate
 from promptkit.errors import TokenizationError
 from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
 from promptkit.segments import SegmentSpec
 from promptkit.template import PromptTemplate, RenderedSegment
 from promptkit.tokenization import Encoded, Tokenizer
+from promptkit.tools import canonical_tools
 
-__all__ = ["PromptBuilder", "canonical_tools"]
-
-
-def canonical_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
-    """Tool schemas in one canonical form: canonical JSON values, sorted by function name.
-
-    Accepts dicts (OpenAI style ``{"type": "function", "function": {...}}`` or bare
-    ``{"name": ...}``) and pydantic models / typed callables via :mod:`promptkit.tools`.
-    """
-    from promptkit.tools import tool_schema
-
-    schemas = [to_canonical(tool_schema(t)) for t in tools]
-
-    def name(schema: dict[str, Any]) -> str:
-        inner = schema.get("function", schema)
-        return str(inner.get("name", ""))
-
-    names = [name(s) for s in schemas]
-    if len(set(names)) != len(names):
-        raise TokenizationError(f"tool names must be unique, got {sorted(names)}")
-    return sorted(schemas, key=name)
+__all__ = ["PromptBuilder"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Templates run sandboxed (``SandboxedEnvironment``) with ``StrictUndefined`` -- a missing
 variable is an error, never an empty string that silently changes the prompt. ``tojson`` is
-replaced by :func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable.
+replaced by :func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable;
+``sort_tools`` turns tool definitions into canonical schemas sorted by name.
 
 Tags (parsed by :class:`SegmentExtension`, errors carry the template line)::
 
@@ -31,6 +32,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from promptkit.canonical import canonical_json
 from promptkit.segments import Stability
+from promptkit.tools import canonical_tools
 
 __all__ = [
     "MARKERS",
@@ -217,6 +219,7 @@ def make_environment(*, tracking: bool = False) -> SandboxedEnvironment:
         keep_trailing_newline=True,
     )
     env.filters["tojson"] = _tojson
+    env.filters["sort_tools"] = canonical_tools
     env.globals["raise_exception"] = _raise_template_error
     if tracking:
         env.tracked = []  # type: ignore[attr-defined]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, get_type_hints
 
+from promptkit.canonical import to_canonical
 from promptkit.errors import SerializationError
 
-__all__ = ["tool_schema"]
+__all__ = ["canonical_tools", "tool_schema"]
 
 
 def tool_schema(tool: Any) -> dict[str, Any]:
@@ -63,3 +64,21 @@ def _from_callable(fn: Callable[..., Any]) -> dict[str, Any]:
             required.append(name)
     parameters = {"type": "object", "properties": properties, "required": required}
     return _function(fn.__name__, inspect.getdoc(fn) or "", parameters)
+
+
+def canonical_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """Tool schemas in one canonical form: canonical JSON values, sorted by function name.
+
+    Accepts dicts (OpenAI style ``{"type": "function", "function": {...}}`` or bare
+    ``{"name": ...}``) and pydantic models / typed callables via :mod:`promptkit.tools`.
+    """
+    schemas = [to_canonical(tool_schema(t)) for t in tools]
+
+    def name(schema: dict[str, Any]) -> str:
+        inner = schema.get("function", schema)
+        return str(inner.get("name", ""))
+
+    names = [name(s) for s in schemas]
+    if len(set(names)) != len(names):
+        raise SerializationError(f"tool names must be unique, got {sorted(names)}")
+    return sorted(schemas, key=name)
