@@ -17,8 +17,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from promptkit import Client, PromptBuilder, Tokenizer  # noqa: E402
-from promptkit.model_store import resolve_model_dir  # noqa: E402
+from promptkit import Client, PromptBuilder, Tokenizer
+from promptkit.model_store import resolve_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK_SIZE = 32

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 # Wide enough for tables in CI logs, which are not terminals.
 console = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error, greppable in CI logs
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from promptkit import (
+    ChatTemplate,
+    PromptBuilder,
+    PromptTemplate,
+    Tokenizer,
+    VariableError,
+    cacheable_tokens,
+    load_template,
+)
+
+RAW = """{% vars document=session, question=request %}
+{% segment system static %}
+You are a helpful assistant.
+{% endsegment %}
+{% segment doc session %}
+{{ document }}
+{% endsegment %}
+{% segment q request %}
+Question: {{ question }}{% endsegment %}
+"""
+CHAT = (
+    RAW.replace("system static %}", "system static role=system %}")
+    .replace("doc session %}", "doc session role=user %}")
+    .replace("q request %}", "q request role=user %}")
+)
+
+questions = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=60
+)
+
+
+@pytest.mark.parametrize("source", [RAW, CHAT], ids=["raw", "chat"])
+@settings(
+    max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(question=questions)
+def test_stable_prefix_ids_identical_for_random_tails(
+    builder: PromptBuilder, tokenizer: Tokenizer, source: str, question: str
+) -> None:
+    template = PromptTemplate.from_string(source)
+    reference = builder.build(
+        template, {"document": "A long document. " * 20, "question": "first?"}
+    )
+    prompt = builder.build(template, {"document": "A long document. " * 20, "question": question})
+    assert prompt.token_ids == tokenizer.encode(prompt.text, leading_special=source is RAW).ids
+    stable = min(prompt.stable_tokens, reference.stable_tokens)
+    assert prompt.token_ids[:stable] == reference.token_ids[:stable]
+    assert prompt.cacheable_tokens == reference.cacheable_tokens
+
+
+def test_accounting_and_spans(builder: PromptBuilder) -> None:
+    prompt = builder.build(
+        PromptTemplate.from_string(CHAT), {"document": "word " * 300, "question": "why?"}
+    )
+    acc = prompt.accounting
+    assert acc.cacheable_tokens == cacheable_tokens(prompt.stable_tokens, prompt.total_tokens, 32)
+    assert acc.cacheable_tokens % 32 == 0 and acc.partial_block_tokens < 32
+    spans = prompt.segments
+    assert [s.name for s in spans] == ["system", "doc", "q"]
+    assert spans[0].token_start == 0 and spans[-1].token_end == prompt.total_tokens
+    assert all(a.token_end == b.token_start for a, b in itertools.pairwise(spans))
+    assert spans[1].token_end == prompt.stable_tokens
+    assert len(prompt.block_hashes()) == prompt.total_tokens // 32
+
+
+def test_chat_prompt_has_one_bos_and_uses_the_models_template(
+    builder: PromptBuilder, tokenizer: Tokenizer
+) -> None:
+    prompt = builder.build(
+        PromptTemplate.from_string(CHAT), {"document": "Doc.", "question": "Why?"}
+    )
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant.\n"},
+        {"role": "user", "content": "Doc.\nQuestion: Why?"},
+    ]
+    expected = tokenizer.hf.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
+    assert prompt.text == expected
+    assert prompt.token_ids.count(tokenizer.bos_token_id) == prompt.text.count("<|im_start|>")
+    assert prompt.chat_template_fingerprint is not None
+
+
+def test_block_size_changes_cacheable_tokens(tokenizer: Tokenizer) -> None:
+    template = PromptTemplate.from_string(RAW)
+    variables = {"document": "word " * 200, "question": "q"}
+    small = PromptBuilder(tokenizer, block_size=32).build(template, variables)
+    large = PromptBuilder(tokenizer, block_size=128).build(template, variables)
+    assert small.stable_tokens == large.stable_tokens
+    assert small.cacheable_tokens == small.stable_tokens // 32 * 32
+    assert large.cacheable_tokens == large.stable_tokens // 128 * 128
+
+
+def test_boundary_merge_is_reported_not_hidden(
+    builder: PromptBuilder, tokenizer: Tokenizer
+) -> None:
+    template = PromptTemplate.from_string(
+        "{% vars q=request %}\n{% segment a static %}\nSay: {% endsegment %}\n"
+        "{% segment b request %}{{ q }}{% endsegment %}\n"
+    )
+    prompt = builder.build(template, {"q": "Hello"})
+    assert prompt.boundaries[0].moved_tokens == 1 and not prompt.boundaries[0].safe
+    assert prompt.token_ids == tokenizer.encode("Say: Hello", leading_special=True).ids
+    assert prompt.stable_tokens == prompt.segments[0].token_end
+
+
+def test_pinned_date_in_chat_template() -> None:
+    source = (
+        "{{ bos_token }}Today is {{ strftime_now('%Y-%m-%d') }}."
+        "{% for m in messages %}{{ m.content }}{% endfor %}"
+    )
+    chat = ChatTemplate(
+        source, special_tokens={"bos_token": "<s>"}, pinned_date=dt.date(2024, 7, 26)
+    )
+    assert chat.volatile_names == ("strftime_now",)
+    assert chat.render([{"role": "user", "content": "hi"}]) == "<s>Today is 2024-07-26.hi"
+
+
+def test_shipped_templates_build(builder: PromptBuilder, tokenizer: Tokenizer) -> None:
+    import json
+
+    from promptkit.templates import shipped_templates
+
+    names = [p.stem for p in shipped_templates()]
+    assert {"long_doc_qa", "rag_answer", "agent_tools", "chat"} <= set(names)
+    for path in shipped_templates():
+        template = load_template(path.stem)
+        samples = json.loads(path.with_name(f"{path.stem}.samples.json").read_text())
+        prompts = [builder.build(template, s) for s in samples]
+        for prompt in prompts:
+            assert prompt.token_ids == tokenizer.encode(prompt.text).ids, path.stem
+            assert all(b.safe for b in prompt.boundaries), (path.stem, prompt.boundaries)
+        first = prompts[0]
+        assert all(
+            p.token_ids[: first.stable_tokens] == first.token_ids[: first.stable_tokens]
+            for p in prompts
+        )
+
+
+def test_tools_are_sorted_and_canonical(builder: PromptBuilder) -> None:
+    template = load_template("agent_tools")
+    tools = [{"name": "b_tool", "parameters": {"z": 1, "a": 2}}, {"name": "a_tool"}]
+    one = builder.build(template, {"tools": tools, "task": "t"})
+    two = builder.build(template, {"tools": list(reversed(tools)), "task": "t"})
+    assert one.token_ids == two.token_ids
+    assert one.text.index("a_tool") < one.text.index("b_tool")
+    with pytest.raises(VariableError, match="unique") as info:
+        builder.build(template, {"tools": [{"name": "x"}, {"name": "x"}], "task": "t"})
+    assert info.value.line == 13

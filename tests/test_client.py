@@ -1,0 +1,177 @@
+"""Client records and verdicts against the real engine: HIT, MISS, DRIFT, UNEXPECTED_MISS."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from engine_adapter import SamplingSettings
+from promptkit import Client, PromptTemplate, Verdict, load_template, read_records
+
+pytestmark = pytest.mark.engine
+
+SHORT = SamplingSettings(max_tokens=4)
+
+QA = """{% vars document=session, question=request %}
+{% segment system static %}
+You answer questions about the document below in one short sentence.
+Quote the document where you can, never guess, and say "not in the document" when it is not.
+{% endsegment %}
+{% segment doc session %}
+{{ document }}
+{% endsegment %}
+{% segment q request %}
+Question: {{ question }}
+Answer:{% endsegment %}
+"""
+DOCUMENT = "The museum opens at nine and closes at five. Tickets cost twelve euros. " * 12
+
+# A volatile value declared as if it were static: the template passes static analysis, but the
+# value changes per request -- the classic cache-buster promptkit must catch at run time.
+DATED = """{% vars today=static, question=request %}
+{% segment system static %}
+You are a helpful assistant for the city museum.
+Answer visitors' questions politely and briefly, and mention opening hours when relevant.
+Today's date is {{ today }}.
+Opening hours are nine to five, every day except Monday, and tickets cost twelve euros.
+{% endsegment %}
+{% segment q request %}
+Visitor: {{ question }}
+Assistant:{% endsegment %}
+"""
+
+
+def test_n_requests_from_one_template_hit_exactly_the_cacheable_tokens(client: Client) -> None:
+    qa = PromptTemplate.from_string(QA, name="qa")
+    outs = [
+        client.generate(qa, {"document": DOCUMENT, "question": q}, sampling=SHORT)
+        for q in (
+            "When does it open?",
+            "How much is a ticket?",
+            "When does it close?",
+            "Is it open late?",
+        )
+    ]
+    first, rest = outs[0], outs[1:]
+    assert first.record.verdict is Verdict.MISS and first.record.cached_tokens == 0
+    for out in rest:
+        assert (
+            out.record.cached_tokens
+            == out.prompt.cacheable_tokens
+            == out.record.expected_cached_tokens
+        )
+        assert out.record.verdict is Verdict.HIT
+        by_segment = {s.name: s.cached_tokens for s in out.record.segments}
+        assert (
+            by_segment["system"] + by_segment["doc"] == out.record.cached_tokens
+            and by_segment["q"] == 0
+        )
+
+
+def test_summary_matches_the_engine_counters(client: Client, tmp_path: Path) -> None:
+    qa = PromptTemplate.from_string(QA, name="qa")
+    for q in ("One?", "Two?", "Three?"):
+        client.generate(qa, {"document": DOCUMENT, "question": q}, sampling=SHORT)
+    summary = client.summary()
+    assert summary.engine_counters is not None
+    assert summary.engine_counters.hits == summary.cached_tokens > 0
+    assert summary.counters_match is True
+    assert summary.verdicts == {"MISS": 1, "HIT": 2}
+
+
+def test_volatile_value_in_stable_segment_is_drift_with_file_line_and_variable(
+    client: Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "museum.j2"
+    path.write_text(DATED)
+    template = client.template(path)
+    days = (f"2026-11-{d:02d}" for d in itertools.count(20))
+    first = client.generate(
+        template, {"today": next(days), "question": "When do you open?"}, sampling=SHORT
+    )
+    second = client.generate(
+        template, {"today": next(days), "question": "When do you open?"}, sampling=SHORT
+    )
+    assert first.record.verdict is Verdict.MISS
+    record = second.record
+    assert record.verdict is Verdict.DRIFT
+    explanation = record.explanation
+    assert explanation is not None
+    assert explanation.template_file == str(path)
+    assert explanation.line == 5
+    assert explanation.variable == "today"
+    assert explanation.segment == "system"
+    assert explanation.expression == "today"
+    assert "20" in (explanation.theirs or "") and "21" in (explanation.ours or "")
+    assert explanation.diff and "Today's date is 2026-11-21" in explanation.diff
+
+
+def test_unstable_rendering_with_equal_variables_is_drift(client: Client) -> None:
+    src = """{% vars flags=static, q=request %}
+{% segment system static %}
+Rules for this assistant, in order of importance, each one applied strictly to every answer:
+{% for name, on in flags.items() %}{{ name }}={{ on }}; {% endfor %}
+
+{% endsegment %}
+{% segment q request %}{{ q }}{% endsegment %}
+"""
+    template = PromptTemplate.from_string(src, name="flags")
+    flags = {f"rule_{i}": True for i in range(12)}
+    client.generate(template, {"flags": flags, "q": "a"}, sampling=SHORT)
+    reordered = dict(reversed(list(flags.items())))
+    out = client.generate(template, {"flags": reordered, "q": "b"}, sampling=SHORT)
+    assert out.record.verdict is Verdict.DRIFT
+    assert out.record.explanation is not None
+    assert out.record.explanation.cause == "unstable rendering with equal variables"
+    assert out.record.explanation.line == 4
+
+
+def test_new_session_is_partial_not_drift(client: Client) -> None:
+    qa = PromptTemplate.from_string(QA, name="qa")
+    client.generate(qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT)
+    other = client.generate(
+        qa, {"document": "A different document. " * 30, "question": "q1"}, sampling=SHORT
+    )
+    assert other.record.verdict is Verdict.PARTIAL
+    assert 0 < (other.record.cached_tokens or 0) < other.prompt.cacheable_tokens
+
+
+def test_cache_reset_makes_the_next_repeat_an_unexpected_miss(client: Client) -> None:
+    qa = PromptTemplate.from_string(QA, name="qa")
+    client.generate(qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT)
+    assert (
+        client.generate(qa, {"document": DOCUMENT, "question": "q2"}, sampling=SHORT).record.verdict
+        is Verdict.HIT
+    )
+    # What an engine restart does to the cache: the client still expects its blocks.
+    assert client.engine.reset_prefix_cache()
+    out = client.generate(qa, {"document": DOCUMENT, "question": "q3"}, sampling=SHORT)
+    assert out.record.verdict is Verdict.UNEXPECTED_MISS
+    assert out.record.expected_cached_tokens > 0 and out.record.cached_tokens == 0
+    assert out.record.explanation is not None and "restart" in out.record.explanation.cause
+
+
+def test_cache_salt_is_recorded_and_expected(client: Client) -> None:
+    qa = PromptTemplate.from_string(QA, name="qa")
+    client.generate(
+        qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT, cache_salt="tenant-a"
+    )
+    other = client.generate(
+        qa, {"document": DOCUMENT, "question": "q2"}, sampling=SHORT, cache_salt="tenant-b"
+    )
+    assert other.record.verdict is Verdict.MISS and other.record.cache_salt == "tenant-b"
+
+
+def test_records_stream_to_jsonl(fresh_engine: object, tokenizer: object, tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    with Client(engine=fresh_engine, tokenizer=tokenizer, log_path=log) as client:  # type: ignore[arg-type]
+        template = load_template("long_doc_qa")
+        for q in ("Who?", "What?"):
+            client.generate(
+                template, {"title": "T", "document": DOCUMENT, "question": q}, sampling=SHORT
+            )
+    records = read_records(log)
+    assert [r.verdict for r in records] == [Verdict.MISS, Verdict.HIT]
+    assert records[1].cached_tokens == records[1].cacheable_tokens

@@ -1,0 +1,116 @@
+"""The embedded engine, for real: prefix hits, APC on/off equality, errors."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from engine_adapter import EngineRequest, EngineStartError, SamplingSettings
+from engine_adapter.vllm import VLLMEngine
+from promptkit import Tokenizer, cacheable_tokens
+
+pytestmark = pytest.mark.engine
+
+GREEDY = SamplingSettings(max_tokens=12)
+
+
+def _ids(tokenizer: Tokenizer, text: str) -> tuple[int, ...]:
+    return tokenizer.encode(text).ids
+
+
+def test_block_size_is_read_from_the_engine(engine: VLLMEngine) -> None:
+    assert engine.block_size == 32
+    assert engine.prefix_caching is True
+
+
+def test_second_request_hits_the_block_aligned_common_prefix(
+    fresh_engine: VLLMEngine, tokenizer: Tokenizer
+) -> None:
+    shared = _ids(tokenizer, "You are a helpful assistant. " * 30)
+    first = shared + _ids(tokenizer, " Tell me about cats.")
+    second = shared + _ids(tokenizer, " Tell me about dogs, please.")
+    common = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    cold, warm = (
+        fresh_engine.generate([EngineRequest(prompt_token_ids=p, sampling=GREEDY)])[0]
+        for p in (first, second)
+    )
+    assert cold.num_cached_tokens == 0
+    assert warm.num_cached_tokens == cacheable_tokens(common, len(second), 32)
+    assert warm.num_cached_tokens == 32 * (common // 32)
+    assert cold.timing_source == "engine" and cold.ttft_s is not None and cold.ttft_s > 0
+    assert (
+        warm.prompt_token_ids == second
+        and len(warm.token_ids) > 0
+        and warm.finish_reason in ("stop", "length")
+    )
+
+
+def test_identical_prompt_never_hits_its_last_token(
+    fresh_engine: VLLMEngine, tokenizer: Tokenizer
+) -> None:
+    prompt = _ids(tokenizer, "word " * 64)[:64]  # exactly two blocks
+    request = EngineRequest(prompt_token_ids=prompt, sampling=GREEDY)
+    fresh_engine.generate([request])
+    again = fresh_engine.generate([request])[0]
+    assert again.num_cached_tokens == 32  # (N - 1) // B blocks: the last token is always computed
+
+
+def test_greedy_outputs_identical_with_and_without_prefix_caching(
+    fresh_engine: VLLMEngine, tokenizer: Tokenizer
+) -> None:
+    shared = _ids(
+        tokenizer, "The following is a list of capital cities of Europe and facts about them. " * 8
+    )
+    prompts = [
+        shared + _ids(tokenizer, f" The capital of {c} is") for c in ("France", "Italy", "Spain")
+    ]
+    # APC off for a request = a cache salt nobody else uses: vLLM can reuse no block.
+    cold = fresh_engine.generate(
+        [
+            EngineRequest(prompt_token_ids=p, sampling=GREEDY, cache_salt=uuid.uuid4().hex)
+            for p in prompts
+        ]
+    )
+    fresh_engine.generate([EngineRequest(prompt_token_ids=prompts[0], sampling=GREEDY)])
+    warm = fresh_engine.generate(
+        [EngineRequest(prompt_token_ids=p, sampling=GREEDY) for p in prompts]
+    )
+    assert all(r.num_cached_tokens == 0 for r in cold)
+    assert all((r.num_cached_tokens or 0) > 0 for r in warm)
+    assert [r.text for r in cold] == [r.text for r in warm]
+    assert [r.token_ids for r in cold] == [r.token_ids for r in warm]
+
+
+def test_cache_salt_isolates_tenants(fresh_engine: VLLMEngine, tokenizer: Tokenizer) -> None:
+    prompt = _ids(tokenizer, "Shared system prompt for every tenant. " * 10)
+    fresh_engine.generate(
+        [EngineRequest(prompt_token_ids=prompt, sampling=GREEDY, cache_salt="tenant-a")]
+    )
+    same = fresh_engine.generate(
+        [EngineRequest(prompt_token_ids=prompt, sampling=GREEDY, cache_salt="tenant-a")]
+    )[0]
+    other = fresh_engine.generate(
+        [EngineRequest(prompt_token_ids=prompt, sampling=GREEDY, cache_salt="tenant-b")]
+    )[0]
+    assert (same.num_cached_tokens or 0) > 0 and other.num_cached_tokens == 0
+
+
+def test_counters_count_cached_tokens(fresh_engine: VLLMEngine, tokenizer: Tokenizer) -> None:
+    before = fresh_engine.prefix_cache_counters()
+    assert before is not None
+    prompt = _ids(tokenizer, "Counting cached tokens. " * 20)
+    results = [
+        fresh_engine.generate([EngineRequest(prompt_token_ids=prompt, sampling=GREEDY)])[0]
+        for _ in range(2)
+    ]
+    after = fresh_engine.prefix_cache_counters()
+    assert after is not None
+    assert after.hits - before.hits == sum(r.num_cached_tokens or 0 for r in results)
+    assert after.queries - before.queries == 2 * len(prompt)
+
+
+def test_bad_model_path_gives_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EngineStartError, match=r"missing or has no config\.json"):
+        VLLMEngine(tmp_path / "nope")

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import engine_adapter
+import promptkit
+
+
+def test_promptkit_all_is_sorted_and_importable() -> None:
+    assert promptkit.__all__ == sorted(promptkit.__all__)
+    for name in promptkit.__all__:
+        assert hasattr(promptkit, name), name
+
+
+def test_promptkit_exports_every_public_name_it_imports() -> None:
+    public = {
+        n
+        for n, v in vars(promptkit).items()
+        if not n.startswith("_") and not isinstance(v, type(promptkit))
+    }
+    assert public - {"annotations"} == set(promptkit.__all__)
+
+
+def test_engine_adapter_all_is_sorted_and_importable() -> None:
+    assert engine_adapter.__all__ == sorted(engine_adapter.__all__)
+    for name in engine_adapter.__all__:
+        assert getattr(engine_adapter, name) is not None, name
