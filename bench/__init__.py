@@ -1,0 +1,1 @@
+"""Benchmarks. Each prints a table; ratios are measured within one run."""
