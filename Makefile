@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup model demo test lint typecheck unit bench clean
+.PHONY: setup model demo test lint typecheck unit bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: model lint typecheck
+# Headless Chromium renders the HTML report in tests/test_report_outputs.py (Debian package).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: model lint typecheck chromium
 	$(PY) -m pytest -q
 
 bench: model

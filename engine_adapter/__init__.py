@@ -26,6 +26,7 @@ from engine_adapter.models import (
 )
 
 if TYPE_CHECKING:
+    from engine_adapter.openai import OpenAIEngine
     from engine_adapter.vllm import VLLMEngine
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "EngineResult",
     "EngineStartError",
     "FunctionEngine",
+    "OpenAIEngine",
     "PrefixCacheCounters",
     "SamplingSettings",
     "VLLMEngine",
@@ -50,4 +52,8 @@ def __getattr__(name: str) -> Any:
         from engine_adapter.vllm import VLLMEngine
 
         return VLLMEngine
+    if name == "OpenAIEngine":
+        from engine_adapter.openai import OpenAIEngine
+
+        return OpenAIEngine
     raise AttributeError(f"module 'engine_adapter' has no attribute {name!r}")

@@ -6,8 +6,10 @@ from rich.console import Console
 from rich.table import Table
 
 from promptkit.demo import DemoReport
+from promptkit.report import RunSummary
+from promptkit.report_table import COLUMNS, TEXT_COLUMNS, summary_rows
 
-__all__ = ["print_demo"]
+__all__ = ["print_demo", "print_summary"]
 
 _VERDICT_STYLE = {
     "HIT": "green",
@@ -64,3 +66,42 @@ def print_demo(console: Console, report: DemoReport) -> None:
             f"Engine prefix-cache hit counter matches the records: {report.counters_match}"
         )
     console.print(f"Generated answers are the same: {report.same_outputs}")
+
+
+def _verdicts(counts: dict[str, int]) -> str:
+    return " ".join(f"[{_VERDICT_STYLE.get(v, '')}]{v}[/] {n}" for v, n in sorted(counts.items()))
+
+
+def print_summary(console: Console, summary: RunSummary, *, title: str = "") -> None:
+    """Per-template hit table, top causes of misses, and the engine-counter cross-check."""
+    table = Table(title=title or "promptkit report")
+    for column in COLUMNS:
+        right = column not in TEXT_COLUMNS
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    for row in summary_rows(summary):
+        if row.total:
+            table.add_section()
+        name = f"[bold]{row.template}[/]" if row.total else row.template
+        table.add_row(name, row.requests, _verdicts(row.verdicts), *row.numbers)
+    console.print(table)
+    causes = [(t.template, c, n) for t in summary.templates for c, n in t.top_causes]
+    if causes:
+        table = Table(title="Top causes of misses")
+        for column in ("template", "cause", "count"):
+            table.add_column(column, justify="right" if column == "count" else "left")
+        for template, cause, count in causes:
+            table.add_row(template, cause, str(count))
+        console.print(table)
+    counters = summary.engine_counters
+    if counters is None:
+        console.print("Engine counters: not given (pass --engine-hits to cross-check).")
+    elif summary.counters_match:
+        console.print(
+            f"Engine prefix-cache hits {counters.hits} (of {counters.queries} queried) "
+            f"match the records: [green]yes[/]"
+        )
+    else:
+        console.print(
+            f"[bold red]MISMATCH[/]: the engine counted {counters.hits} prefix-cache hit tokens "
+            f"(of {counters.queries} queried), the records sum to {summary.cached_tokens}"
+        )

@@ -1,0 +1,321 @@
+"""The remote engine: an OpenAI-compatible vLLM server, reached through the ``openai`` client.
+
+For users who outgrow one machine. promptkit still tokenizes; the adapter sends token ids to the
+completions API (``prompt=[ids]``), so the server never re-tokenizes and cannot drift. Start the
+server with prefix caching and per-request cache reports (docs/remote.md explains each flag)::
+
+    python -m vllm.entrypoints.openai.api_server --model DIR \\
+        --enable-prefix-caching --enable-prompt-tokens-details --block-size 32
+
+Where each result field comes from:
+
+- ``num_cached_tokens``: ``usage.prompt_tokens_details.cached_tokens``; ``None`` when the server
+  runs without ``--enable-prompt-tokens-details``.
+- ``token_ids``: vLLM's ``return_token_ids`` extension; an empty tuple on servers that ignore it.
+- ``ttft_s``: measured on the client, from sending the request to the first streamed token.
+- ``block_size``: the constructor argument, else ``vllm:cache_config_info`` on ``/metrics``.
+
+``openai`` is imported lazily; ``pip install 'promptkit[remote]'`` installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine_adapter.base import Engine, mapped_errors
+from engine_adapter.errors import (
+    EngineClosedError,
+    EngineError,
+    EngineNotInstalled,
+    EngineRequestError,
+    EngineStartError,
+)
+from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+__all__ = ["OpenAIEngine"]
+
+_QUERIES_METRIC = "vllm:prefix_cache_queries"
+_HITS_METRIC = "vllm:prefix_cache_hits"
+_CACHE_CONFIG_METRIC = "vllm:cache_config_info"
+_START_HINT = (
+    "start it with `python -m vllm.entrypoints.openai.api_server --model DIR "
+    "--enable-prefix-caching --enable-prompt-tokens-details` (see docs/remote.md)"
+)
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+Sample = tuple[str, dict[str, str], float]
+
+
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as exc:
+        raise EngineNotInstalled(
+            f"the openai package is not installed ({exc}); run `pip install 'promptkit[remote]'`"
+        ) from exc
+    return openai
+
+
+class OpenAIEngine(Engine):
+    """A vLLM server behind its OpenAI-compatible API, with Automatic Prefix Caching.
+
+    Requests go out as streamed completions. ``ttft_s`` (``timing_source="measured"``) is client
+    wall time from just before the HTTP request is sent to the arrival of the first streamed
+    chunk that carries a generated token: it includes the network round trip, HTTP and JSON
+    overhead and any queueing on the server, so it is an upper bound on the engine's own TTFT,
+    but it excludes decoding. ``latency_s`` runs until the stream ends.
+
+    Args:
+        client: an ``openai.OpenAI`` client whose ``base_url`` is the server's ``/v1``. You keep
+            ownership: :meth:`close` does not close it (see :meth:`from_url`).
+        model: the served model name (``--served-model-name``, else the ``--model`` argument).
+        block_size: the server's KV block size (``--block-size``). ``None`` reads it from the
+            ``vllm:cache_config_info`` metric at construction, and raises
+            :class:`EngineStartError` if the server does not publish it.
+        server_url: the server root for ``/metrics`` and ``/reset_prefix_cache``; defaults to
+            ``base_url`` without its ``/v1``.
+        max_concurrency: at most this many requests of one :meth:`generate` call are in flight,
+            so the server can batch them.
+    """
+
+    name: ClassVar[str] = "openai"
+    supports_cache_salt: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        client: OpenAI,
+        *,
+        model: str,
+        block_size: int | None = None,
+        server_url: str | None = None,
+        max_concurrency: int = 8,
+    ) -> None:
+        self._openai = _import_openai()
+        self._client: OpenAI | None = client
+        self._owns_client = False
+        self.model = model
+        self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
+        self.max_concurrency = max(1, max_concurrency)
+        #: Whether the server runs with prefix caching, when read from ``/metrics``.
+        self.prefix_caching: bool | None = None
+        if block_size is None:
+            block_size = self._read_cache_config()
+        self._block_size = block_size
+
+    @classmethod
+    def from_url(
+        cls,
+        base_url: str,
+        *,
+        model: str,
+        api_key: str = "EMPTY",
+        timeout: float = 600.0,
+        max_retries: int = 2,
+        **kwargs: Any,
+    ) -> OpenAIEngine:
+        """Build the ``openai.OpenAI`` client too (``base_url`` like ``http://host:8000/v1``).
+
+        vLLM accepts any ``api_key`` unless it was started with ``--api-key``. The engine owns
+        this client and closes it in :meth:`close`. ``kwargs`` go to the constructor.
+        """
+        client = _import_openai().OpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        )
+        try:
+            engine = cls(client, model=model, **kwargs)
+        except BaseException:
+            client.close()
+            raise
+        engine._owns_client = True
+        return engine
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def client(self) -> OpenAI:
+        """The ``openai.OpenAI`` client requests go through."""
+        if self._client is None:
+            raise EngineClosedError("the engine was closed")
+        return self._client
+
+    def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        if len(requests) <= 1:
+            return [self._complete(request) for request in requests]
+        workers = min(len(requests), self.max_concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-openai") as pool:
+            return list(pool.map(self._complete, requests))
+
+    def prefix_cache_counters(self) -> PrefixCacheCounters | None:
+        """Sums of ``vllm:prefix_cache_queries`` / ``_hits`` on ``/metrics`` (all engines)."""
+        samples = self._metrics(EngineRequestError)
+        queries = _counter(samples, _QUERIES_METRIC)
+        hits = _counter(samples, _HITS_METRIC)
+        if queries is None or hits is None:
+            return None
+        return PrefixCacheCounters(queries=int(queries), hits=int(hits))
+
+    def reset_prefix_cache(self) -> bool:
+        """``POST /reset_prefix_cache``; ``False`` when the server lacks it or refuses.
+
+        The endpoint exists only on servers started with ``VLLM_SERVER_DEV_MODE=1``, and vLLM
+        refuses a reset while running requests hold blocks.
+        """
+        client = self.client
+        with self._errors("resetting the prefix cache"):
+            try:
+                body = client.post(f"{self.server_url}/reset_prefix_cache", cast_to=str)
+            except self._openai.NotFoundError:
+                return False
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return True  # older servers answer 200 with an empty body
+        return bool(answer.get("success", True)) if isinstance(answer, dict) else True
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            client.close()
+
+    # -- I/O --------------------------------------------------------------------------------
+
+    def _complete(self, request: EngineRequest) -> EngineResult:
+        client = self.client
+        settings = request.sampling
+        extra: dict[str, Any] = {"return_token_ids": True}
+        if settings.stop_token_ids:
+            extra["stop_token_ids"] = list(settings.stop_token_ids)
+        if request.cache_salt is not None:
+            extra["cache_salt"] = request.cache_salt
+        text: list[str] = []
+        token_ids: list[int] = []
+        finish_reason: str | None = None
+        cached: int | None = None
+        ttft: float | None = None
+        with self._errors("completion request"):
+            started = time.perf_counter()
+            stream = client.completions.create(
+                model=self.model,
+                prompt=list(request.prompt_token_ids),
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                seed=settings.seed,
+                stop=list(settings.stop) or None,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body=extra,
+            )
+            with stream:
+                for chunk in stream:
+                    for choice in chunk.choices:
+                        if ttft is None:
+                            ttft = time.perf_counter() - started
+                        text.append(choice.text)
+                        token_ids.extend(getattr(choice, "token_ids", None) or ())
+                        finish_reason = choice.finish_reason or finish_reason
+                    details = chunk.usage.prompt_tokens_details if chunk.usage else None
+                    if details is not None and details.cached_tokens is not None:
+                        cached = int(details.cached_tokens)
+            latency = time.perf_counter() - started
+        return EngineResult(
+            prompt_token_ids=request.prompt_token_ids,
+            num_cached_tokens=cached,
+            text="".join(text),
+            token_ids=tuple(token_ids),
+            finish_reason=finish_reason,
+            ttft_s=ttft,
+            latency_s=latency,
+            timing_source="measured",
+        )
+
+    def _metrics(self, error: type[EngineError]) -> list[Sample]:
+        client = self.client
+        with self._errors(f"reading {self.server_url}/metrics", error):
+            text = client.get(f"{self.server_url}/metrics", cast_to=str)
+        return _parse_prometheus(text)
+
+    def _read_cache_config(self) -> int:
+        for name, labels, _ in self._metrics(EngineStartError):
+            if name == _CACHE_CONFIG_METRIC and labels.get("block_size", "").isdigit():
+                self.prefix_caching = labels.get("enable_prefix_caching") == "True"
+                return int(labels["block_size"])
+        raise EngineStartError(
+            f"{self.server_url}/metrics does not publish {_CACHE_CONFIG_METRIC} (was the server "
+            "started with --disable-log-stats?); pass block_size= (the server's --block-size)"
+        )
+
+    @contextmanager
+    def _errors(self, action: str, error: type[EngineError] = EngineRequestError) -> Iterator[None]:
+        """Map ``openai`` errors to ``error`` with a next step; the rest go to mapped_errors."""
+        openai = self._openai
+        with mapped_errors(action, error):
+            try:
+                yield
+            except openai.APITimeoutError as exc:
+                raise error(
+                    f"{action} timed out at {self.server_url}; raise the client's timeout or "
+                    "check the server log for a stuck engine"
+                ) from exc
+            except openai.APIConnectionError as exc:
+                raise error(
+                    f"{action} failed: cannot reach the vLLM server at {self.server_url} "
+                    f"({exc}); is it running? {_START_HINT}"
+                ) from exc
+            except openai.APIStatusError as exc:
+                raise error(
+                    f"{action} failed: {self.server_url} answered HTTP {exc.status_code}: "
+                    f"{exc.message}; {_status_hint(exc.status_code, self.model, self.server_url)}"
+                ) from exc
+
+
+def _status_hint(status: int, model: str, server_url: str) -> str:
+    if status in (401, 403):
+        return "the server was started with --api-key: pass the same key to the client"
+    if status == 404:
+        return f"is {model!r} the served model name? GET {server_url}/v1/models lists it"
+    if 400 <= status < 500:
+        return (
+            "the server rejected the request: check the prompt length against --max-model-len, "
+            "the sampling settings and the cache_salt"
+        )
+    return "see the server log"
+
+
+def _server_root(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    return root.removesuffix("/v1")
+
+
+def _parse_prometheus(text: str) -> list[Sample]:
+    """Samples ``(name, labels, value)`` of a Prometheus text exposition; comments skipped."""
+    samples: list[Sample] = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        name, labels, value = match.groups()
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        samples.append((name, dict(_LABEL.findall(labels or "")), number))
+    return samples
+
+
+def _counter(samples: Sequence[Sample], name: str) -> float | None:
+    """Sum of a counter over its label sets; ``None`` when the server does not publish it."""
+    values = [value for sample, _, value in samples if sample in (name, f"{name}_total")]
+    return sum(values) if values else None

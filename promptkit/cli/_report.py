@@ -1,0 +1,82 @@
+"""``promptkit report``: summarize a JSONL log of request records, as a table, JSON or HTML."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine_adapter import PrefixCacheCounters
+from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, app, console, fail
+from promptkit.errors import ConfigError, PromptkitError
+from promptkit.report import read_records, summarize
+
+
+@app.command()
+def report(
+    log: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL log of request records (Client(log_path=...) or `promptkit demo --log`).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run summary as JSON instead of tables.")
+    ] = False,
+    engine_hits: Annotated[
+        int | None,
+        typer.Option(
+            "--engine-hits",
+            min=0,
+            help="Prefix-cache hit tokens the engine counted over the same requests "
+            "(the increase of vllm:prefix_cache_hits_total); a mismatch exits 1.",
+        ),
+    ] = None,
+    engine_queries: Annotated[
+        int | None,
+        typer.Option(
+            "--engine-queries",
+            min=0,
+            help="Prefix-cache query tokens the engine counted (vllm:prefix_cache_queries_total); "
+            "shown next to the hits, not compared. Default: the records' prompt tokens.",
+        ),
+    ] = None,
+) -> None:
+    """Per-template hit ratios, TTFT cached vs uncached and top miss causes for a request log."""
+    try:
+        if engine_queries is not None and engine_hits is None:
+            raise ConfigError("--engine-queries needs --engine-hits: only hits are cross-checked")
+        records = read_records(log)
+        counters = None
+        if engine_hits is not None:
+            queries = engine_queries
+            if queries is None:
+                queries = sum(r.prompt_tokens for r in records)
+            counters = PrefixCacheCounters(queries=queries, hits=engine_hits)
+        summary = summarize(records, counters=counters)
+        if html is not None:
+            from promptkit.report_html import render_html
+
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text(
+                render_html(records=records, summary=summary, source=log.name), encoding="utf-8"
+            )
+    except (PromptkitError, OSError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
+    else:
+        from promptkit.console import print_summary
+
+        print_summary(console, summary, title=f"promptkit report — {log.name}")
+        if html is not None:
+            console.print(f"HTML report: {html}")
+    raise typer.Exit(EXIT_FINDINGS if summary.counters_match is False else EXIT_OK)

@@ -1,0 +1,266 @@
+"""OpenAIEngine against a real vLLM server on 127.0.0.1, started once for this module's session.
+
+The server runs the default model on the CPU backend with block size 32 and dev mode on (for
+``/reset_prefix_cache``). Requests are few and short: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engine_adapter import (
+    EngineRequest,
+    EngineRequestError,
+    EngineResult,
+    EngineStartError,
+    PrefixCacheCounters,
+    SamplingSettings,
+)
+from engine_adapter.openai import OpenAIEngine
+from promptkit import Tokenizer
+
+BLOCK_SIZE = 32
+SERVER_START_TIMEOUT_S = 180.0
+SAMPLING = SamplingSettings(max_tokens=8)
+PREFIX = " ".join(f"Fact {i}: river {i} flows north into lake {i * 7}." for i in range(24))
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    start_s: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _log_tail(log_path: Path) -> str:
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"vLLM server exited with {process.returncode}:\n{_log_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1.0)
+    pytest.fail(
+        f"vLLM server not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n{_log_tail(log_path)}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("vllm_server") / "server.log"
+    env = {
+        **os.environ,
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_SERVER_DEV_MODE": "1",
+    }
+    # `python -m`: the `vllm` console script is broken under vllm-cpu.
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+        "--enable-prefix-caching", "--enable-prompt-tokens-details",
+        "--block-size", str(BLOCK_SIZE), "--enforce-eager", "--max-model-len", "4096",
+    ]  # fmt: skip
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        # A new session, so teardown can kill the server's worker processes with it.
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        _wait_healthy(url, process, log_path)
+        yield Server(base_url=url, start_s=time.monotonic() - started)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def remote(vllm_server: Server, model_dir: Path) -> Iterator[OpenAIEngine]:
+    engine = OpenAIEngine.from_url(
+        f"{vllm_server.base_url}/v1", model=str(model_dir), max_retries=0
+    )
+    yield engine
+    engine.close()
+
+
+def _ids(tokenizer: Tokenizer, question: str) -> tuple[int, ...]:
+    return tokenizer.encode(f"{PREFIX} Question: {question}").ids
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _send(engine: OpenAIEngine, ids: tuple[int, ...], salt: str) -> EngineResult:
+    (result,) = engine.generate(
+        [EngineRequest(prompt_token_ids=ids, sampling=SAMPLING, cache_salt=salt)]
+    )
+    return result
+
+
+def _counters_after(
+    engine: OpenAIEngine, before: PrefixCacheCounters, queries: int
+) -> PrefixCacheCounters:
+    # The server publishes stats just after it streams the answer; give it a moment.
+    deadline = time.monotonic() + 5.0
+    while True:
+        counters = engine.prefix_cache_counters()
+        assert counters is not None
+        if counters.queries - before.queries >= queries or time.monotonic() > deadline:
+            return counters
+        time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A cold request, one sharing its prefix, and the second again under another salt."""
+
+    cold: EngineResult
+    warm: EngineResult
+    other_salt: EngineResult
+    expected_cached: int
+    before: PrefixCacheCounters
+    after: PrefixCacheCounters
+    salt: str
+
+
+@pytest.fixture(scope="module")
+def exchange(vllm_server: Server, remote: OpenAIEngine, tokenizer: Tokenizer) -> Exchange:
+    first = _ids(tokenizer, "which lake does river 3 feed?")
+    second = _ids(tokenizer, "which lake does river 9 feed?")
+    salt = uuid.uuid4().hex
+    shared_blocks = _common_prefix(first, second) // BLOCK_SIZE
+    expected = BLOCK_SIZE * min(shared_blocks, (len(second) - 1) // BLOCK_SIZE)
+    before = remote.prefix_cache_counters()
+    assert before is not None, "the server publishes no vllm:prefix_cache_* counters"
+    cold = _send(remote, first, salt)
+    warm = _send(remote, second, salt)
+    after = _counters_after(remote, before, len(first) + len(second))
+    other_salt = _send(remote, second, uuid.uuid4().hex)
+    print(
+        f"\nserver up in {vllm_server.start_s:.1f} s; cold TTFT {cold.ttft_s:.3f} s, "
+        f"cached TTFT {warm.ttft_s:.3f} s ({warm.num_cached_tokens}/{len(second)} cached), "
+        f"other salt TTFT {other_salt.ttft_s:.3f} s"
+    )
+    return Exchange(cold, warm, other_salt, expected, before, after, salt)
+
+
+@pytest.mark.engine
+def test_block_size_and_prefix_caching_are_read_from_metrics(remote: OpenAIEngine) -> None:
+    assert remote.block_size == BLOCK_SIZE
+    assert remote.prefix_caching is True
+
+
+@pytest.mark.engine
+def test_shared_prefix_hits_the_block_aligned_common_prefix(exchange: Exchange) -> None:
+    assert exchange.expected_cached >= 10 * BLOCK_SIZE
+    assert exchange.cold.num_cached_tokens == 0
+    assert exchange.warm.num_cached_tokens == exchange.expected_cached
+
+
+@pytest.mark.engine
+def test_another_cache_salt_shares_nothing(exchange: Exchange) -> None:
+    assert exchange.other_salt.num_cached_tokens == 0
+
+
+@pytest.mark.engine
+def test_greedy_output_is_the_same_cold_and_cached(exchange: Exchange) -> None:
+    assert exchange.warm.token_ids, "the server returned no generated token ids"
+    assert exchange.other_salt.text == exchange.warm.text
+    assert exchange.other_salt.token_ids == exchange.warm.token_ids
+
+
+@pytest.mark.engine
+def test_metrics_counters_grow_by_the_cached_tokens(exchange: Exchange) -> None:
+    sent = len(exchange.cold.prompt_token_ids) + len(exchange.warm.prompt_token_ids)
+    assert exchange.after.queries - exchange.before.queries == sent
+    assert exchange.after.hits - exchange.before.hits == exchange.warm.num_cached_tokens
+
+
+@pytest.mark.engine
+def test_ttft_is_measured_from_the_stream(exchange: Exchange) -> None:
+    for result in (exchange.cold, exchange.warm, exchange.other_salt):
+        assert result.timing_source == "measured"
+        assert result.ttft_s is not None
+        assert 0 < result.ttft_s <= result.latency_s
+
+
+@pytest.mark.engine
+def test_reset_prefix_cache_drops_cached_blocks(remote: OpenAIEngine, exchange: Exchange) -> None:
+    assert remote.reset_prefix_cache()
+    again = _send(remote, exchange.warm.prompt_token_ids, exchange.salt)
+    assert again.num_cached_tokens == 0
+
+
+@pytest.mark.engine
+def test_concurrent_requests_come_back_in_order(remote: OpenAIEngine, tokenizer: Tokenizer) -> None:
+    prompts = [tokenizer.encode(text).ids for text in ("The sky is", "Two plus two is")]
+    requests = [
+        EngineRequest(prompt_token_ids=ids, sampling=SAMPLING, cache_salt=uuid.uuid4().hex)
+        for ids in prompts
+    ]
+    results = remote.generate(requests)
+    assert [r.prompt_token_ids for r in results] == prompts
+    assert all(r.token_ids and r.num_cached_tokens == 0 for r in results)
+
+
+@pytest.mark.engine
+def test_unknown_model_name_says_how_to_list_served_models(remote: OpenAIEngine) -> None:
+    wrong = OpenAIEngine(remote.client, model="no-such-model", block_size=BLOCK_SIZE)
+    with pytest.raises(EngineRequestError, match="v1/models"):
+        wrong.generate([EngineRequest(prompt_token_ids=(1, 2, 3), sampling=SAMPLING)])
+
+
+def test_server_not_running_says_how_to_start_one() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    with pytest.raises(EngineStartError, match=r"python -m vllm\.entrypoints\.openai\.api_server"):
+        OpenAIEngine.from_url(url, model="m", max_retries=0)
+    with OpenAIEngine.from_url(url, model="m", block_size=BLOCK_SIZE, max_retries=0) as engine:
+        with pytest.raises(EngineRequestError, match="cannot reach the vLLM server"):
+            engine.generate([EngineRequest(prompt_token_ids=(1, 2, 3))])
+        with pytest.raises(EngineRequestError, match="is it running"):
+            engine.prefix_cache_counters()
