@@ -50,9 +50,10 @@ class EngineResult:
     """One finished request.
 
     ``num_cached_tokens`` is ``None`` when the engine does not report it (never a made-up ``0``).
-    ``ttft_s`` is the engine's own time to first token when ``timing_source == "engine"``; with
-    ``"measured"`` it is the client-side wall time of the call that carried the request, which
-    includes decoding -- a plain upper bound, and labelled as such.
+    ``ttft_s`` is the engine's own time to first token when ``timing_source == "engine"``. With
+    ``"measured"`` it is measured by the client: the time to the first streamed token for a remote
+    server, or, when nothing finer exists, the wall time of the call that carried the request
+    (which includes decoding: an upper bound). Each adapter documents which.
     """
 
     prompt_token_ids: tuple[int, ...]

@@ -187,6 +187,26 @@ class Client:
             generations.append(self._record(prompt, result, expect, salt, label))
         return generations
 
+    def fan_out(
+        self,
+        prompts: Sequence[BuiltPrompt],
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        labels: Sequence[str | None] | None = None,
+    ) -> list[Generation]:
+        """Prefill the shared prefix once, then send all prompts so every one of them hits.
+
+        Requests scheduled in the same batch cannot reuse each other's blocks, so N variants
+        of one prefix sent together would all compute it. A one-token request for the first
+        prompt warms the cache first (as vLLM's prefix-caching example does); it is recorded too.
+        """
+        if not prompts:
+            return []
+        warm = SamplingSettings(max_tokens=1)
+        self.send([prompts[0]], sampling=warm, cache_salt=cache_salt, labels=["warm-up"])
+        return self.send(prompts, sampling=sampling, cache_salt=cache_salt, labels=labels)
+
     def _record(
         self,
         prompt: BuiltPrompt,
