@@ -15,10 +15,12 @@ from engine_adapter import (
     FunctionEngine,
     SamplingSettings,
 )
+from promptkit.agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
 from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json, normalize_text, to_canonical
 from promptkit.chat import ChatTemplate
 from promptkit.client import Client, Generation
+from promptkit.conversation import Conversation, ConversationWarning
 from promptkit.errors import (
     BoundaryError,
     ConfigError,
@@ -42,6 +44,7 @@ from promptkit.prompt import (
     block_hashes,
     cacheable_tokens,
 )
+from promptkit.rag import BM25Index, Chunk, assemble_context
 from promptkit.report import (
     MissExplanation,
     RequestRecord,
@@ -59,14 +62,20 @@ from promptkit.tools import canonical_tools, tool_schema
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentRun",
+    "AgentStep",
+    "BM25Index",
     "BlockAccounting",
     "Boundary",
     "BoundaryError",
     "BuiltPrompt",
     "ChatTemplate",
+    "Chunk",
     "Client",
     "ConfigError",
+    "Conversation",
     "ConversationError",
+    "ConversationWarning",
     "Engine",
     "EngineError",
     "EngineRequest",
@@ -91,9 +100,11 @@ __all__ = [
     "TemplateSyntaxError",
     "TokenizationError",
     "Tokenizer",
+    "ToolCall",
     "VariableError",
     "VariableSpec",
     "Verdict",
+    "assemble_context",
     "block_hashes",
     "cacheable_tokens",
     "canonical_json",
@@ -101,9 +112,11 @@ __all__ = [
     "default_model_dir",
     "load_template",
     "normalize_text",
+    "parse_tool_calls",
     "prepare_default_model",
     "read_records",
     "resolve_model_dir",
+    "run_agent",
     "summarize",
     "to_canonical",
     "tool_schema",

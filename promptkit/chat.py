@@ -98,6 +98,8 @@ class ChatTemplate:
                 f"{name}: the model's chat template does not parse: {exc}"
             ) from None
         used = {n.name for n in ast.find_all(nodes.Name)}
+        #: Every variable name the template reads (e.g. whether it renders ``tools``).
+        self.used_names: frozenset[str] = frozenset(used)
         #: Clock-like names the template reads; they are pinned (see module docstring).
         self.volatile_names: tuple[str, ...] = tuple(n for n in _VOLATILE_GLOBALS if n in used)
 
