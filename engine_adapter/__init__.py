@@ -28,8 +28,10 @@ from engine_adapter.models import (
 if TYPE_CHECKING:
     from engine_adapter.openai import OpenAIEngine
     from engine_adapter.vllm import VLLMEngine
+    from engine_adapter.vllm_async import AsyncVLLMEngine
 
 __all__ = [
+    "AsyncVLLMEngine",
     "Engine",
     "EngineClosedError",
     "EngineError",
@@ -47,13 +49,17 @@ __all__ = [
 ]
 
 
+_LAZY = {
+    "AsyncVLLMEngine": "engine_adapter.vllm_async",
+    "OpenAIEngine": "engine_adapter.openai",
+    "VLLMEngine": "engine_adapter.vllm",
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "VLLMEngine":
-        from engine_adapter.vllm import VLLMEngine
+    # Backends import vllm/openai, which are heavy or optional: load them on first use.
+    if name in _LAZY:
+        import importlib
 
-        return VLLMEngine
-    if name == "OpenAIEngine":
-        from engine_adapter.openai import OpenAIEngine
-
-        return OpenAIEngine
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'engine_adapter' has no attribute {name!r}")

@@ -8,6 +8,7 @@ and the context manager come with the base class.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -38,6 +39,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
         """Run ``requests`` (possibly batched) and return one result each, in order."""
+
+    async def agenerate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        """Async :meth:`generate`. The default runs it in a worker thread; engines with a
+        native async path (:class:`engine_adapter.vllm_async.AsyncVLLMEngine`) override it."""
+        return await asyncio.to_thread(self.generate, requests)
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         """Cumulative engine-side prefix-cache counters, or ``None`` if not published."""

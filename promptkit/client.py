@@ -62,6 +62,17 @@ class Generation:
         return self.result.token_ids
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Requests ready for the engine, with what the mirror expected before they ran."""
+
+    prompts: list[BuiltPrompt]
+    requests: list[EngineRequest]
+    expected: list[int]
+    salts: list[str | None]
+    labels: list[str | None]
+
+
 class Client:
     """Builds prompts for one model and sends them to one engine, recording every prefix hit.
 
@@ -168,24 +179,48 @@ class Client:
         Expectations are taken before the batch runs: requests scheduled together cannot reuse
         each other's blocks, so the mirror's view before the batch is the fair expectation.
         """
+        batch = self._prepare(prompts, sampling, cache_salt, salts, labels)
+        return self._finish(batch, self.engine.generate(batch.requests))
+
+    async def asend(
+        self,
+        prompts: Sequence[BuiltPrompt],
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        salts: Sequence[str | None] | None = None,
+        labels: Sequence[str | None] | None = None,
+    ) -> list[Generation]:
+        """:meth:`send` for async code: many sessions can await at once (use
+        :class:`engine_adapter.AsyncVLLMEngine` so the engine batches them continuously)."""
+        batch = self._prepare(prompts, sampling, cache_salt, salts, labels)
+        return self._finish(batch, await self.engine.agenerate(batch.requests))
+
+    def _prepare(
+        self,
+        prompts: Sequence[BuiltPrompt],
+        sampling: SamplingSettings | None,
+        cache_salt: str | None,
+        salts: Sequence[str | None] | None,
+        labels: Sequence[str | None] | None,
+    ) -> _Batch:
         settings = sampling or SamplingSettings()
         request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
-        request_labels = list(labels) if labels is not None else [None] * len(prompts)
-        expected = [
-            self.mirror.expected_cached(p.token_ids, salt=s)
-            for p, s in zip(prompts, request_salts, strict=True)
-        ]
-        requests = [
-            EngineRequest(prompt_token_ids=p.token_ids, sampling=settings, cache_salt=s)
-            for p, s in zip(prompts, request_salts, strict=True)
-        ]
-        results = self.engine.generate(requests)
-        generations = []
-        for prompt, result, expect, salt, label in zip(
-            prompts, results, expected, request_salts, request_labels, strict=True
-        ):
-            generations.append(self._record(prompt, result, expect, salt, label))
-        return generations
+        pairs = list(zip(prompts, request_salts, strict=True))
+        return _Batch(
+            prompts=list(prompts),
+            requests=[
+                EngineRequest(prompt_token_ids=p.token_ids, sampling=settings, cache_salt=s)
+                for p, s in pairs
+            ],
+            expected=[self.mirror.expected_cached(p.token_ids, salt=s) for p, s in pairs],
+            salts=request_salts,
+            labels=list(labels) if labels is not None else [None] * len(prompts),
+        )
+
+    def _finish(self, batch: _Batch, results: Sequence[EngineResult]) -> list[Generation]:
+        rows = zip(batch.prompts, results, batch.expected, batch.salts, batch.labels, strict=True)
+        return [self._record(p, r, e, s, label) for p, r, e, s, label in rows]
 
     def fan_out(
         self,

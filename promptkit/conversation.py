@@ -193,16 +193,37 @@ class Conversation:
         sampling: SamplingSettings | None = None,
     ) -> Generation:
         """Send a message (or just continue after added messages) and append the reply."""
+        prompt = self._next(content, role)
+        generation = self.client.send(
+            [prompt], sampling=sampling, cache_salt=self.cache_salt, labels=[self.name]
+        )[0]
+        return self._append(generation)
+
+    async def asay(
+        self,
+        content: str | None = None,
+        *,
+        role: str = "user",
+        sampling: SamplingSettings | None = None,
+    ) -> Generation:
+        """:meth:`say` for async code (many conversations at once on one engine)."""
+        prompt = self._next(content, role)
+        generations = await self.client.asend(
+            [prompt], sampling=sampling, cache_salt=self.cache_salt, labels=[self.name]
+        )
+        return self._append(generations[0])
+
+    def _next(self, content: str | None, role: str) -> BuiltPrompt:
         if content is not None:
             self.add(role, content)
         prompt = self.build()
         if self.max_prompt_tokens is not None and prompt.total_tokens > self.max_prompt_tokens:
             self._compact()
             prompt = self.build()
-        generation = self.client.send(
-            [prompt], sampling=sampling, cache_salt=self.cache_salt, labels=[self.name]
-        )[0]
-        result = generation.result
+        return prompt
+
+    def _append(self, generation: Generation) -> Generation:
+        prompt, result = generation.prompt, generation.result
         eos = self.client.tokenizer.eos_token_id
         self._transcript = _Transcript(
             text=prompt.text + result.text,

