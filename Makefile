@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup model demo test lint typecheck unit bench clean chromium
+.PHONY: setup model demo test lint typecheck unit bench clean chromium prompts
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,12 @@ unit: $(STAMP)
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: model lint typecheck chromium
+# Our own prompts go through the same CI gate we ship: static rules, then the token-level lock.
+prompts: model
+	$(VENV)/bin/promptkit lint templates
+	$(VENV)/bin/promptkit check templates
+
+test: model lint typecheck chromium prompts
 	$(PY) -m pytest -q
 
 bench: model

@@ -8,13 +8,14 @@ cache (one hash of its text) and tokenizes only the volatile tail, checking the 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from promptkit.canonical import normalize_text
 from promptkit.chat import DEFAULT_PINNED_DATE, ChatTemplate
-from promptkit.errors import TokenizationError
+from promptkit.errors import BoundaryError, TokenizationError
 from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
 from promptkit.segments import SegmentSpec
 from promptkit.template import PromptTemplate, RenderedSegment
@@ -23,12 +24,15 @@ from promptkit.tools import canonical_tools
 
 __all__ = ["PromptBuilder"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class _Piece:
     spec: SegmentSpec
     text: str
     char_start: int
+    text_start: int
 
 
 class PromptBuilder:
@@ -39,6 +43,8 @@ class PromptBuilder:
         block_size: the engine's KV block size (read it from the engine: ``engine.block_size``).
         normalize: normalize stable segments' text (LF, no trailing blanks, NFC).
         pinned_date: the date chat templates with a clock see.
+        strict_boundaries: raise :class:`BoundaryError` when tokens merge across a segment
+            boundary, instead of moving the boundary and logging a warning (use it in tests/CI).
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class PromptBuilder:
         block_size: int,
         normalize: bool = True,
         pinned_date: dt.date = DEFAULT_PINNED_DATE,
+        strict_boundaries: bool = False,
     ) -> None:
         if block_size <= 0:
             raise ValueError("block_size must be positive")
@@ -55,7 +62,9 @@ class PromptBuilder:
         self.block_size = block_size
         self.normalize = normalize
         self.pinned_date = pinned_date
+        self.strict_boundaries = strict_boundaries
         self._chat: ChatTemplate | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     @property
     def chat_template(self) -> ChatTemplate:
@@ -125,6 +134,7 @@ class PromptBuilder:
         boundaries = tuple(
             Boundary(pieces[i - 1].spec.name, moved[i]) for i in range(1, len(pieces))
         )
+        self._report_moves(template, boundaries)
         return BuiltPrompt(
             template=template.name,
             template_file=template.filename,
@@ -139,6 +149,22 @@ class PromptBuilder:
             template_fingerprint=template.fingerprint,
             variables=variables,
         )
+
+    def _report_moves(self, template: PromptTemplate, boundaries: tuple[Boundary, ...]) -> None:
+        for boundary in boundaries:
+            if boundary.safe:
+                continue
+            message = (
+                f"{template.filename}: the last {boundary.moved_tokens} token(s) of segment "
+                f"{boundary.after!r} merge with the next segment's text, so they are re-tokenized "
+                "with it; end the segment with a newline (or start the next with one) to fix it"
+            )
+            if self.strict_boundaries:
+                raise BoundaryError(message)
+            key = (template.filename, boundary.after)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning(message)
 
     def _normalized(self, segment: RenderedSegment) -> str:
         if self.normalize and segment.spec.stability.is_stable:
@@ -159,13 +185,15 @@ class PromptBuilder:
                 members.append([index])
         chat_tools = canonical_tools(tools) if tools else None
         text = self.chat_template.render(messages, add_generation_prompt=True, tools=chat_tools)
-        starts = _locate(text, messages, members, texts)
-        starts[0] = 0
+        located = _locate(text, messages, members, texts)
+        # The scaffolding before the first message (BOS, role header) belongs to segment 0.
+        starts = [0, *located[1:]]
         pieces = [
             _Piece(
                 spec,
                 text[starts[i] : starts[i + 1] if i + 1 < len(specs) else len(text)],
                 starts[i],
+                located[i],
             )
             for i, spec in enumerate(specs)
         ]
@@ -176,7 +204,7 @@ def _plain_pieces(specs: list[SegmentSpec], texts: list[str]) -> list[_Piece]:
     pieces: list[_Piece] = []
     position = 0
     for spec, text in zip(specs, texts, strict=True):
-        pieces.append(_Piece(spec, text, position))
+        pieces.append(_Piece(spec, text, position, position))
         position += len(text)
     return pieces
 
@@ -232,6 +260,7 @@ def _spans(
                 char_end=char_end,
                 token_start=token_start,
                 token_end=token_end,
+                text_start=piece.text_start,
             )
         )
         token_start = token_end

@@ -33,7 +33,9 @@ __all__ = ["DEFAULT_PINNED_DATE", "ChatTemplate", "Message"]
 
 Message = Mapping[str, Any]
 DEFAULT_PINNED_DATE = dt.date(2025, 1, 1)
-_VOLATILE_GLOBALS = ("strftime_now", "date_string", "now", "today")
+# The clock hooks chat templates use (transformers provides strftime_now; Llama 3.x templates
+# read date_string). Both are given the pinned date.
+_VOLATILE_GLOBALS = ("strftime_now", "date_string")
 
 
 class _GenerationTag(Extension):

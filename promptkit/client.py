@@ -116,11 +116,13 @@ class Client:
         model: str | os.PathLike[str] | None = None,
         *,
         log_path: str | os.PathLike[str] | None = None,
+        pinned_date: dt.date = DEFAULT_PINNED_DATE,
         **engine_kwargs: Any,
     ) -> Client:
         """A client over an embedded vLLM engine (prefix caching on) and the model's tokenizer.
 
-        ``model`` defaults to ``$PROMPTKIT_MODEL`` or the bundled SmolLM2 (converted on first use).
+        ``model`` defaults to ``$PROMPTKIT_MODEL`` or the bundled SmolLM2 (converted on first use);
+        other keyword arguments go to :class:`engine_adapter.VLLMEngine`.
         """
         from engine_adapter.vllm import VLLMEngine
         from promptkit.model_store import resolve_model_dir
@@ -128,7 +130,13 @@ class Client:
         path = resolve_model_dir(model)
         tokenizer = Tokenizer.from_dir(path)
         engine = VLLMEngine(path, **engine_kwargs)
-        return cls(engine=engine, tokenizer=tokenizer, log_path=log_path, owns_engine=True)
+        return cls(
+            engine=engine,
+            tokenizer=tokenizer,
+            log_path=log_path,
+            pinned_date=pinned_date,
+            owns_engine=True,
+        )
 
     # -- templates and prompts --------------------------------------------------------------
 

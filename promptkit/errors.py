@@ -15,6 +15,7 @@ variable) and *what to do next*::
     ├── ModelError                    a model directory is missing or unusable
     ├── ConversationError             a turn does not extend the previous turn's tokens
     └── ConfigError                   bad configuration (pyproject, CLI flags, environment)
+        └── LintConfigError           bad [tool.promptkit] lint settings, samples or promptkit.lock
 
 Engine failures live in :mod:`engine_adapter.errors` and are re-exported here for convenience.
 """
@@ -87,3 +88,10 @@ class ConversationError(PromptkitError):
 
 class ConfigError(PromptkitError):
     """Invalid configuration: pyproject ``[tool.promptkit]``, CLI flags or environment."""
+
+
+class LintConfigError(ConfigError):
+    """Bad lint/check settings: ``[tool.promptkit]``, a samples file or ``promptkit.lock``.
+
+    ``promptkit lint`` and ``promptkit check`` exit with code 2 on it (usage error), never 1.
+    """

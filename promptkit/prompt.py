@@ -51,7 +51,12 @@ def block_hashes(
 
 @dataclass(frozen=True, slots=True)
 class SegmentSpan:
-    """Where a segment landed: characters in :attr:`BuiltPrompt.text`, tokens in the ids."""
+    """Where a segment landed: characters in :attr:`BuiltPrompt.text`, tokens in the ids.
+
+    ``char_start``/``char_end`` include the chat-template scaffolding attributed to the segment
+    (role headers, end-of-turn markers); ``text_start`` is where the segment's own rendered text
+    begins (equal to ``char_start`` for plain templates).
+    """
 
     name: str
     stability: Stability
@@ -60,6 +65,11 @@ class SegmentSpan:
     char_end: int
     token_start: int
     token_end: int
+    text_start: int = -1
+
+    @property
+    def own_text_start(self) -> int:
+        return self.char_start if self.text_start < 0 else self.text_start
 
     @property
     def tokens(self) -> int:

@@ -126,6 +126,10 @@ class RequestRecord(BaseModel):
     verdict: Verdict
     segments: list[SegmentHit]
     prefix_fingerprint: str
+    moved_boundaries: list[str] = Field(
+        default_factory=list,
+        description="segments whose last tokens merged with the next segment's text",
+    )
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
@@ -135,10 +139,11 @@ def decide_verdict(
     *, prompt: BuiltPrompt, expected: int, actual: int | None, drift: bool
 ) -> Verdict:
     """The verdict rules of the module docstring, in order of precedence."""
-    if actual is None:
-        return Verdict.UNKNOWN
+    # Drift is found on the client side alone, so it stands even when the engine reports nothing.
     if drift:
         return Verdict.DRIFT
+    if actual is None:
+        return Verdict.UNKNOWN
     if actual < expected:
         return Verdict.UNEXPECTED_MISS
     if actual == 0:
@@ -191,6 +196,7 @@ def make_record(
         verdict=verdict,
         segments=segment_hits(prompt, cached),
         prefix_fingerprint=prompt.prefix_fingerprint,
+        moved_boundaries=[b.after for b in prompt.boundaries if not b.safe],
         explanation=explanation,
         text=result.text,
         label=label,

@@ -9,7 +9,7 @@ itself. Errors name the template file, line and variable. Rendering then only ha
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -41,7 +41,15 @@ from promptkit.errors import (
 )
 from promptkit.segments import SegmentSpec, Stability, VariableSpec
 
-__all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
+__all__ = [
+    "BINDING_NODES",
+    "PromptTemplate",
+    "RenderedSegment",
+    "TrackedSpan",
+    "binding",
+    "derive_names",
+    "is_tag_call",
+]
 
 _ENV = make_environment()
 _TRACKING_ENV = make_environment(tracking=True)
@@ -66,7 +74,8 @@ class TrackedSpan:
     origin: TrackedExpression
 
 
-def _is_extension_call(node: nodes.Node, method: str) -> bool:
+def is_tag_call(node: nodes.Node, method: str) -> bool:
+    """Whether ``node`` calls promptkit's ``_declare`` (``{% vars %}``) or ``_segment`` tag."""
     return (
         isinstance(node, nodes.Call)
         and isinstance(node.node, nodes.ExtensionAttribute)
@@ -77,6 +86,77 @@ def _is_extension_call(node: nodes.Node, method: str) -> bool:
 def _const(node: nodes.Node) -> Any:
     assert isinstance(node, nodes.Const)
     return node.value
+
+
+Origin = tuple[Stability, str]
+"""A stability class and the declared variable it comes from."""
+
+
+def _names_stability(
+    node: nodes.Node,
+    lookup: Callable[[str], Origin | None],
+    exclude: frozenset[str] = frozenset(),
+) -> Origin | None:
+    worst: Origin | None = None
+    for ref in node.find_all(nodes.Name):
+        if ref.ctx != "load" or ref.name in exclude:
+            continue
+        found = lookup(ref.name)
+        if found is not None and (worst is None or found[0] > worst[0]):
+            worst = found
+    return worst
+
+
+BINDING_NODES = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro)
+
+
+def binding(node: nodes.Node) -> tuple[nodes.Node, list[str], frozenset[str]]:
+    """What a ``set``/``for``/macro node reads, the names it binds, and its local (argument) names.
+
+    The expression comes wrapped in an ``Output``: ``find_all`` skips the node it is called on,
+    and ``{% set x = question %}`` reads a bare ``Name``.
+    """
+    if isinstance(node, nodes.Macro):
+        return nodes.Output(node.body), [node.name], frozenset(a.name for a in node.args)
+    expr: nodes.Node
+    target: nodes.Node
+    if isinstance(node, nodes.Assign):
+        expr, target = node.node, node.target
+    elif isinstance(node, nodes.For):
+        expr, target = node.iter, node.target
+    else:
+        assert isinstance(node, nodes.AssignBlock)
+        expr, target = nodes.Output(node.body), node.target
+    if isinstance(target, nodes.Name):
+        return nodes.Output([expr]), [target.name], frozenset()
+    return nodes.Output([expr]), [t.name for t in target.find_all(nodes.Name)], frozenset()
+
+
+def derive_names(ast: nodes.Template, variables: Mapping[str, VariableSpec]) -> dict[str, Origin]:
+    """Give ``set``/``for``/macro names the stability of the declared variables they are built from.
+
+    Shared by :class:`PromptTemplate` and the linter, so both agree on what a name is worth.
+    """
+    derived: dict[str, Origin] = {}
+
+    def lookup(name: str) -> Origin | None:
+        if name in variables:
+            return variables[name].stability, name
+        return derived.get(name)
+
+    for _ in range(3):  # chains of derivations settle in a couple of passes
+        for node in ast.find_all(BINDING_NODES):
+            expr, targets, local = binding(node)
+            source = _names_stability(expr, lookup, exclude=local)
+            if source is None:
+                continue
+            for name in targets:
+                if name in variables:
+                    continue
+                current = derived.get(name)
+                if current is None or source[0] > current[0]:
+                    derived[name] = source
+    return derived
 
 
 class PromptTemplate:
@@ -150,9 +230,9 @@ class PromptTemplate:
     def _analyse(self, ast: nodes.Template) -> None:
         segment_nodes: list[nodes.CallBlock] = []
         for node in ast.body:
-            if isinstance(node, nodes.ExprStmt) and _is_extension_call(node.node, "_declare"):
+            if isinstance(node, nodes.ExprStmt) and is_tag_call(node.node, "_declare"):
                 self._declare(node)
-            elif isinstance(node, nodes.CallBlock) and _is_extension_call(node.call, "_segment"):
+            elif isinstance(node, nodes.CallBlock) and is_tag_call(node.call, "_segment"):
                 segment_nodes.append(node)
             elif isinstance(node, nodes.Output):
                 self._check_outside_output(node)
@@ -202,48 +282,8 @@ class PromptTemplate:
             return self.variables[name].stability, name
         return self._derived.get(name)
 
-    def _names_stability(
-        self, node: nodes.Node, exclude: frozenset[str] = frozenset()
-    ) -> tuple[Stability, str] | None:
-        worst: tuple[Stability, str] | None = None
-        for ref in node.find_all(nodes.Name):
-            if ref.ctx != "load" or ref.name in exclude:
-                continue
-            found = self._stability_of(ref.name)
-            if found is not None and (worst is None or found[0] > worst[0]):
-                worst = found
-        return worst
-
     def _derive_names(self, ast: nodes.Template) -> None:
-        """Give ``set``/``for``/macro names the stability of the variables they are built from."""
-        for _ in range(3):  # chains of derivations settle in a couple of passes
-            for node in ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro)):
-                if isinstance(node, nodes.Macro):
-                    args = frozenset(a.name for a in node.args)
-                    source = self._names_stability(nodes.Output(node.body), exclude=args)
-                    targets = [node.name]
-                else:
-                    expr: nodes.Node
-                    target: nodes.Node
-                    if isinstance(node, nodes.Assign):
-                        expr, target = node.node, node.target
-                    elif isinstance(node, nodes.For):
-                        expr, target = node.iter, node.target
-                    else:
-                        assert isinstance(node, nodes.AssignBlock)
-                        expr, target = nodes.Output(node.body), node.target
-                    source = self._names_stability(expr)
-                    targets = [t.name for t in target.find_all(nodes.Name)]
-                    if isinstance(target, nodes.Name):
-                        targets = [target.name]
-                if source is None:
-                    continue
-                for name in targets:
-                    if name in self.variables:
-                        continue
-                    current = self._derived.get(name)
-                    if current is None or source[0] > current[0]:
-                        self._derived[name] = source
+        self._derived = derive_names(ast, self.variables)
 
     def _add_segment(self, node: nodes.CallBlock) -> None:
         call = node.call
@@ -255,7 +295,7 @@ class PromptTemplate:
                 TemplateSyntaxError, f"segment {name!r} is defined twice", node.lineno
             )
         for inner in node.find_all(nodes.CallBlock):
-            if _is_extension_call(inner.call, "_segment"):
+            if is_tag_call(inner.call, "_segment"):
                 raise self._error(TemplateSyntaxError, "segments cannot be nested", inner.lineno)
         if self.segments and spec.stability < self.segments[-1].stability:
             before = self.segments[-1]

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promptkit import (
+    BoundaryError,
     ChatTemplate,
     PromptBuilder,
     PromptTemplate,
@@ -111,6 +112,17 @@ def test_boundary_merge_is_reported_not_hidden(
     assert prompt.boundaries[0].moved_tokens == 1 and not prompt.boundaries[0].safe
     assert prompt.token_ids == tokenizer.encode("Say: Hello", leading_special=True).ids
     assert prompt.stable_tokens == prompt.segments[0].token_end
+
+
+def test_strict_boundaries_raise_instead_of_moving(tokenizer: Tokenizer) -> None:
+    template = PromptTemplate.from_string(
+        "{% vars q=request %}\n{% segment a static %}\nSay: {% endsegment %}\n"
+        "{% segment b request %}{{ q }}{% endsegment %}\n",
+        name="merge.j2",
+    )
+    strict = PromptBuilder(tokenizer, block_size=32, strict_boundaries=True)
+    with pytest.raises(BoundaryError, match=r"merge\.j2.*segment 'a'"):
+        strict.build(template, {"q": "Hello"})
 
 
 def test_pinned_date_in_chat_template() -> None:

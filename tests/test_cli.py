@@ -24,3 +24,16 @@ def test_demo_with_a_bad_model_dir_exits_2_with_a_clear_message(tmp_path: Path) 
     result = runner.invoke(app, ["demo", "--model", str(tmp_path / "missing")])
     assert result.exit_code == EXIT_USAGE
     assert "does not exist" in result.output and "--model" in result.output
+
+
+def test_stdout_to_stderr_moves_child_process_output(capfd: object) -> None:
+    import subprocess
+    import sys
+
+    from promptkit.cli._app import stdout_to_stderr
+
+    with stdout_to_stderr():
+        subprocess.run([sys.executable, "-c", "print('engine noise')"], check=True)
+    print("json")
+    out, err = capfd.readouterr()  # type: ignore[attr-defined]
+    assert out == "json\n" and "engine noise" in err

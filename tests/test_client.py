@@ -81,11 +81,17 @@ def test_summary_matches_the_engine_counters(client: Client, tmp_path: Path) -> 
     assert summary.verdicts == {"MISS": 1, "HIT": 2}
 
 
+CHAT_DATED = DATED.replace(
+    "{% segment system static %}", "{% segment system static role=system %}"
+).replace("{% segment q request %}", "{% segment q request role=user %}")
+
+
+@pytest.mark.parametrize("source", [DATED, CHAT_DATED], ids=["plain", "chat"])
 def test_volatile_value_in_stable_segment_is_drift_with_file_line_and_variable(
-    client: Client, tmp_path: Path
+    client: Client, tmp_path: Path, source: str
 ) -> None:
     path = tmp_path / "museum.j2"
-    path.write_text(DATED)
+    path.write_text(source)
     template = client.template(path)
     days = (f"2026-11-{d:02d}" for d in itertools.count(20))
     first = client.generate(

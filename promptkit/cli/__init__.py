@@ -10,6 +10,7 @@ from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, app
 
 # Importing the command modules registers their commands on ``app``.
 from promptkit.cli import _demo  # noqa: F401  isort: skip
+from promptkit.cli import _lint  # noqa: F401  isort: skip
 from promptkit.cli import _report  # noqa: F401  isort: skip
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "app", "main"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from engine_adapter import EngineError
 from promptkit.cli._app import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -16,6 +18,7 @@ from promptkit.cli._app import (
     console,
     fail,
     quiet_engine_logs,
+    stdout_to_stderr,
 )
 from promptkit.errors import PromptkitError
 
@@ -60,12 +63,14 @@ def demo(
     from promptkit.demo import run_demo
     from promptkit.model_store import resolve_model_dir
 
+    quiet = stdout_to_stderr() if as_json else contextlib.nullcontext()
     try:
-        path = resolve_model_dir(model)
-        with Client.embedded(path, log_path=log) as client:
-            start = getattr(client.engine, "start_seconds", None)
-            report = run_demo(client, model_name=path.name, engine_start_s=start)
-    except PromptkitError as exc:
+        with quiet:
+            path = resolve_model_dir(model)
+            with Client.embedded(path, log_path=log) as client:
+                start = getattr(client.engine, "start_seconds", None)
+                report = run_demo(client, model_name=path.name, engine_start_s=start)
+    except (PromptkitError, EngineError) as exc:
         raise fail(exc) from None
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")

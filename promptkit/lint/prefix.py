@@ -1,0 +1,88 @@
+"""PK601: is the stable prefix long enough to be worth caching?
+
+vLLM caches whole KV blocks only, so a stable prefix shorter than one block is never reused, and
+a team may want a larger floor. Statically the prefix is known exactly only when every stable
+segment is literal text; then it is measured with the real tokenizer and chat template.
+Otherwise ``promptkit check`` measures it on the sample variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from jinja2 import nodes
+
+from promptkit.builder import PromptBuilder
+from promptkit.lint.rules import Finding
+from promptkit.segments import SegmentSpec
+from promptkit.template import PromptTemplate, RenderedSegment
+from promptkit.tokenization import Tokenizer
+
+__all__ = ["PrefixPolicy", "literal_prefix_findings", "short_prefix_message"]
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixPolicy:
+    """How PK601 measures: the tokenizer (loaded on first use), block size and floor."""
+
+    tokenizer: Callable[[], Tokenizer]
+    block_size: int
+    minimum: int = 0
+
+    @property
+    def threshold(self) -> int:
+        return max(self.block_size, self.minimum)
+
+    def builder(self) -> PromptBuilder:
+        return PromptBuilder(self.tokenizer(), block_size=self.block_size)
+
+
+def short_prefix_message(tokens: int, policy: PrefixPolicy) -> str:
+    return (
+        f"the stable prefix is {tokens} tokens, under {policy.threshold} (one KV block is "
+        f"{policy.block_size}; the configured minimum is {policy.minimum}): it is never or "
+        "barely reused; put more shared text (instructions, examples, the document) before the "
+        "volatile part, or lower min-prefix-tokens"
+    )
+
+
+def _literal(body: list[nodes.Node]) -> str | None:
+    """The text a segment body always renders, if it is literal text only."""
+    parts: list[str] = []
+    for node in body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for child in node.nodes:
+            if not isinstance(child, nodes.TemplateData):
+                return None
+            parts.append(child.data)
+    return "".join(parts)
+
+
+def literal_prefix_findings(
+    template: PromptTemplate,
+    segments: Sequence[tuple[SegmentSpec, nodes.CallBlock]],
+    *,
+    prefix: PrefixPolicy,
+) -> list[Finding]:
+    """PK601 when the stable segments are literal text (exact) or absent (zero tokens)."""
+    if not segments:
+        return []
+    stable = [(spec, node) for spec, node in segments if spec.stability.is_stable]
+    line = segments[0][0].line
+    if not stable:
+        return [Finding("PK601", template.filename, line, short_prefix_message(0, prefix))]
+    texts = {spec.name: _literal(node.body) for spec, node in stable}
+    if None in texts.values():
+        return []  # depends on variables: `promptkit check` measures it on samples
+    # The first volatile segment gets a placeholder (it ends the prefix); later ones do not matter.
+    rendered = [RenderedSegment(spec, texts[spec.name] or "") for spec, _ in stable]
+    if len(segments) > len(stable):
+        rendered.append(RenderedSegment(segments[len(stable)][0], "?"))
+    built = prefix.builder().build_rendered(template, rendered, {})
+    if built.stable_tokens >= prefix.threshold:
+        return []
+    return [
+        Finding("PK601", template.filename, line, short_prefix_message(built.stable_tokens, prefix))
+    ]

@@ -1,0 +1,148 @@
+"""Files that are not promptkit templates: model chat templates and Python that builds prompts.
+
+* A chat template (``*.jinja``, e.g. a model's ``chat_template.jinja``) is checked for the clock
+  (PK103) and for ``tojson`` without sorted keys (PK201): outside promptkit -- vLLM's server,
+  ``apply_chat_template`` -- neither is pinned or canonical.
+* A Python file that imports promptkit is checked for ``json.dumps`` without ``sort_keys=True``
+  (PK201), and every template literal passed to ``PromptTemplate``/``from_string`` is linted as
+  a template, with lines counted in the Python file.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from jinja2 import Environment
+from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
+
+from promptkit.chat import ChatTemplate
+from promptkit.errors import TokenizationError
+from promptkit.lint.prefix import PrefixPolicy
+from promptkit.lint.rules import Finding
+from promptkit.lint.template_rules import lint_template
+
+__all__ = ["lint_chat_template", "lint_python"]
+
+_LEXER = Environment()
+_TEMPLATE_FACTORIES = frozenset({"PromptTemplate", "from_string"})
+
+
+def lint_chat_template(source: str, *, path: str) -> list[Finding]:
+    """PK103 and PK201 for a model chat template."""
+    try:
+        clock = set(ChatTemplate(source, name=path).volatile_names)
+        tokens = [t for t in _LEXER.lex(source) if t[1] != "whitespace"]
+    except (TokenizationError, JinjaSyntaxError) as exc:
+        return [Finding("PK001", path, getattr(exc, "lineno", None), str(exc))]
+    findings: list[Finding] = []
+    seen: set[int] = set()
+    for index, (line, kind, value) in enumerate(tokens):
+        if kind == "name" and value in clock and line not in seen:
+            seen.add(line)
+            findings.append(
+                Finding(
+                    "PK103",
+                    path,
+                    line,
+                    f"the chat template reads the clock ({value}): rendered live (vLLM's server, "
+                    "apply_chat_template) its text -- and every cached prefix -- changes at "
+                    "midnight; promptkit pins the date, other renderers do not: remove or pin it",
+                )
+            )
+        piped = index > 0 and tokens[index - 1][2] == "|"
+        if kind == "name" and value == "tojson" and piped and not _sorted_keys(tokens, index + 1):
+            findings.append(
+                Finding(
+                    "PK201",
+                    path,
+                    line,
+                    "tojson without sort_keys=true: transformers' tojson keeps the caller's key "
+                    "order, so tool schemas built in another order render other tokens; use "
+                    "tojson(sort_keys=true) or send canonical schemas (promptkit.canonical_tools)",
+                )
+            )
+    return findings
+
+
+def _sorted_keys(tokens: list[tuple[int, str, str]], start: int) -> bool:
+    """Whether the filter call starting at ``tokens[start]`` passes ``sort_keys=true``."""
+    if start >= len(tokens) or tokens[start][2] != "(":
+        return False
+    depth = 0
+    values: list[str] = []
+    for _, _, value in tokens[start:]:
+        depth += {"(": 1, ")": -1}.get(value, 0)
+        values.append(value)
+        if depth == 0:
+            break
+    return any(
+        values[i : i + 3] in (["sort_keys", "=", "true"], ["sort_keys", "=", "True"])
+        for i in range(len(values))
+    )
+
+
+def _json_names(tree: ast.Module) -> set[str]:
+    """Names bound to ``json.dumps``/``json.dump`` by ``from json import ...``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "json":
+            names |= {a.asname or a.name for a in node.names if a.name in ("dumps", "dump")}
+    return names
+
+
+def _imports_promptkit(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+            a.name.split(".")[0] == "promptkit" for a in node.names
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "promptkit":
+            return True
+    return False
+
+
+def lint_python(source: str, *, path: str, prefix: PrefixPolicy | None = None) -> list[Finding]:
+    """PK201 for ``json.dumps`` and every rule for template literals, in files using promptkit."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []  # not ours to report: Python's own tools will
+    if not _imports_promptkit(tree):
+        return []
+    json_names = _json_names(tree)
+    findings: list[Finding] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        is_json = (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("dumps", "dump")
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "json"
+        ) or (isinstance(func, ast.Name) and func.id in json_names)
+        if is_json and not any(
+            k.arg == "sort_keys" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in node.keywords
+        ):
+            findings.append(
+                Finding(
+                    "PK201",
+                    path,
+                    node.lineno,
+                    "json.dumps without sort_keys=True writes keys in insertion order, so equal "
+                    "values can render different prompts; use promptkit.canonical_json",
+                    column=node.col_offset + 1,
+                )
+            )
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        literal = node.args[0] if node.args else None
+        if (
+            name in _TEMPLATE_FACTORIES
+            and isinstance(literal, ast.Constant)
+            and isinstance(literal.value, str)
+        ):
+            findings += lint_template(
+                literal.value, path=path, line_offset=literal.lineno - 1, prefix=prefix
+            )
+    return findings
