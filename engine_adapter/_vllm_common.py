@@ -7,6 +7,7 @@ Pure functions only; each engine class keeps just its own I/O (``LLM.generate`` 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,18 @@ def engine_kwargs(
         kwargs["block_size"] = block_size
     kwargs.update(extra or {})
     return kwargs
+
+
+def kv_events_endpoint() -> str:
+    """A fresh private ``ipc://`` endpoint for this engine's KV-cache events."""
+    directory = Path(tempfile.mkdtemp(prefix="promptkit-kv-"))
+    return f"ipc://{directory / 'events'}"
+
+
+def kv_events_config(endpoint: str) -> Any:
+    from vllm.config import KVEventsConfig
+
+    return KVEventsConfig(enable_kv_cache_events=True, publisher="zmq", endpoint=endpoint)
 
 
 def sampling_params(settings: SamplingSettings) -> Any:

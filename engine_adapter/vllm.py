@@ -22,6 +22,8 @@ from engine_adapter._vllm_common import (
 )
 from engine_adapter._vllm_common import (
     import_vllm,
+    kv_events_config,
+    kv_events_endpoint,
     prefix_counters,
     sampling_params,
     to_result,
@@ -46,6 +48,8 @@ class VLLMEngine(Engine):
         max_model_len: the context length to allocate for.
         enforce_eager: ``None`` means on for CPU, vLLM's default elsewhere.
         seed: engine seed, for reproducible sampling.
+        kv_events: publish KV-cache events on a private ``ipc://`` endpoint
+            (:attr:`kv_events_endpoint`), so clients know evictions exactly.
         engine_kwargs: anything else, passed to ``vllm.LLM`` as is.
     """
 
@@ -62,8 +66,13 @@ class VLLMEngine(Engine):
         max_model_len: int = 4096,
         enforce_eager: bool | None = None,
         seed: int = 0,
+        kv_events: bool = False,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        self.kv_events_endpoint = kv_events_endpoint() if kv_events else None
+        extra = dict(engine_kwargs or {})
+        if self.kv_events_endpoint is not None:
+            extra["kv_events_config"] = kv_events_config(self.kv_events_endpoint)
         kwargs = build_engine_kwargs(
             model,
             block_size=block_size,
@@ -72,7 +81,7 @@ class VLLMEngine(Engine):
             max_model_len=max_model_len,
             enforce_eager=enforce_eager,
             seed=seed,
-            extra=engine_kwargs,
+            extra=extra,
         )
         vllm = import_vllm()
         started = time.perf_counter()

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from engine_adapter import Engine, EngineRequest, EngineResult, SamplingSettings
+from engine_adapter.kv_events import KVEventSubscriber
 from promptkit.builder import PromptBuilder
 from promptkit.chat import DEFAULT_PINNED_DATE
 from promptkit.expectation import PrefixCacheMirror
@@ -82,6 +83,8 @@ class Client:
         log_path: append a JSONL record per request here (opt-in).
         mirror_capacity_blocks: blocks the expectation mirror remembers (LRU).
         pinned_date: the date chat templates with a clock see.
+        follow_kv_events: follow the engine's KV-cache events (evictions known exactly);
+            ``None`` follows them whenever the engine publishes them.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Client:
         mirror_capacity_blocks: int = 200_000,
         pinned_date: dt.date = DEFAULT_PINNED_DATE,
         owns_engine: bool = False,
+        follow_kv_events: bool | None = None,
     ) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
@@ -109,6 +113,10 @@ class Client:
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
         self._counters_baseline = engine.prefix_cache_counters()
+        endpoint = getattr(engine, "kv_events_endpoint", None)
+        self._kv_events: KVEventSubscriber | None = None
+        if endpoint and follow_kv_events is not False:
+            self._kv_events = KVEventSubscriber(endpoint)
 
     @classmethod
     def embedded(
@@ -212,6 +220,7 @@ class Client:
         salts: Sequence[str | None] | None,
         labels: Sequence[str | None] | None,
     ) -> _Batch:
+        self.sync_kv_events()
         settings = sampling or SamplingSettings()
         request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
         pairs = list(zip(prompts, request_salts, strict=True))
@@ -297,8 +306,17 @@ class Client:
             log.info("request %d %s: %s", request_id, verdict.value, explanation.one_line())
         return Generation(prompt=prompt, result=result, record=record)
 
+    def sync_kv_events(self) -> int:
+        """Apply the engine's KV-cache events received so far to the mirror; returns how many."""
+        if self._kv_events is None:
+            return 0
+        events = self._kv_events.poll()
+        self.mirror.apply(events)
+        return len(events)
+
     def summary(self) -> RunSummary:
         """Totals of this client's records, cross-checked with the engine's counters."""
+        self.sync_kv_events()
         return summarize(
             self.records,
             counters=self.engine.prefix_cache_counters(),
@@ -309,7 +327,17 @@ class Client:
         """Tell the client the engine's cache is gone (after a restart or an explicit reset)."""
         self.mirror.clear()
 
+    def reset_prefix_cache(self) -> bool:
+        """Empty the engine's prefix cache and the client's mirror of it, together."""
+        self.sync_kv_events()  # events from before the reset must not end the wait for its clear
+        done = self.engine.reset_prefix_cache()
+        if done:
+            self.mirror.clear(await_engine_clear=self._kv_events is not None)
+        return done
+
     def close(self) -> None:
+        if self._kv_events is not None:
+            self._kv_events.close()
         if self._sink is not None:
             self._sink.close()
         if self._owns_engine:

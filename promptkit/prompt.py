@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ __all__ = [
     "SegmentSpan",
     "block_hashes",
     "cacheable_tokens",
+    "chain_hash",
+    "chain_seed",
 ]
 
 
@@ -31,6 +33,18 @@ def cacheable_tokens(shared_tokens: int, total_tokens: int, block_size: int) -> 
     return block_size * min(shared_tokens // block_size, (total_tokens - 1) // block_size)
 
 
+def chain_seed(salt: str | None) -> str:
+    """The hash a block-hash chain starts from (per cache salt)."""
+    return hashlib.blake2b((salt or "").encode(), digest_size=16).hexdigest()
+
+
+def chain_hash(previous: str, block: Sequence[int]) -> str:
+    """The next link: ``H(previous, block ids)``."""
+    digest = hashlib.blake2b(bytes.fromhex(previous), digest_size=16)
+    digest.update(array("q", block).tobytes())
+    return digest.hexdigest()
+
+
 def block_hashes(
     ids: tuple[int, ...], block_size: int, *, salt: str | None = None
 ) -> tuple[str, ...]:
@@ -39,13 +53,11 @@ def block_hashes(
     Contract: equal chains mean equal token prefixes; routers and reports compare these instead
     of the ids. Changing this function changes every stored fingerprint.
     """
-    previous = hashlib.blake2b((salt or "").encode(), digest_size=16).digest()
+    previous = chain_seed(salt)
     out: list[str] = []
     for start in range(0, len(ids) - block_size + 1, block_size):
-        digest = hashlib.blake2b(previous, digest_size=16)
-        digest.update(array("q", ids[start : start + block_size]).tobytes())
-        previous = digest.digest()
-        out.append(previous.hex())
+        previous = chain_hash(previous, ids[start : start + block_size])
+        out.append(previous)
     return tuple(out)
 
 

@@ -43,7 +43,7 @@ def builder(tokenizer: Tokenizer) -> PromptBuilder:
 def engine(model_dir: Path) -> Iterator[object]:
     from engine_adapter.vllm import VLLMEngine
 
-    engine = VLLMEngine(model_dir, block_size=BLOCK_SIZE, kv_cache_gib=2)
+    engine = VLLMEngine(model_dir, block_size=BLOCK_SIZE, kv_cache_gib=2, kv_events=True)
     yield engine
     engine.close()
 

@@ -144,19 +144,84 @@ def test_new_session_is_partial_not_drift(client: Client) -> None:
     assert 0 < (other.record.cached_tokens or 0) < other.prompt.cacheable_tokens
 
 
-def test_cache_reset_makes_the_next_repeat_an_unexpected_miss(client: Client) -> None:
-    qa = PromptTemplate.from_string(QA, name="qa")
-    client.generate(qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT)
-    assert (
-        client.generate(qa, {"document": DOCUMENT, "question": "q2"}, sampling=SHORT).record.verdict
-        is Verdict.HIT
-    )
-    # What an engine restart does to the cache: the client still expects its blocks.
-    assert client.engine.reset_prefix_cache()
-    out = client.generate(qa, {"document": DOCUMENT, "question": "q3"}, sampling=SHORT)
+def test_cache_loss_the_client_cannot_see_is_an_unexpected_miss(
+    fresh_engine: object, tokenizer: object
+) -> None:
+    # A client that does not follow KV events is in the position of one whose engine restarted:
+    # it still expects its blocks, and the engine has none.
+    with Client(engine=fresh_engine, tokenizer=tokenizer, follow_kv_events=False) as client:  # type: ignore[arg-type]
+        qa = PromptTemplate.from_string(QA, name="qa")
+        client.generate(qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT)
+        assert (
+            client.generate(
+                qa, {"document": DOCUMENT, "question": "q2"}, sampling=SHORT
+            ).record.verdict
+            is Verdict.HIT
+        )
+        assert client.engine.reset_prefix_cache()
+        out = client.generate(qa, {"document": DOCUMENT, "question": "q3"}, sampling=SHORT)
     assert out.record.verdict is Verdict.UNEXPECTED_MISS
     assert out.record.expected_cached_tokens > 0 and out.record.cached_tokens == 0
     assert out.record.explanation is not None and "restart" in out.record.explanation.cause
+
+
+def test_kv_events_map_engine_blocks_to_the_mirror(client: Client) -> None:
+    from engine_adapter.kv_events import AllBlocksCleared, BlocksRemoved, KVEventSubscriber
+    from promptkit import PrefixCacheMirror
+
+    endpoint = client.engine.kv_events_endpoint  # type: ignore[attr-defined]
+    subscriber = KVEventSubscriber(endpoint)
+    try:
+        qa = PromptTemplate.from_string(QA, name="qa")
+        first = client.generate(qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT)
+        stored = _wait_for(subscriber, lambda events: bool(events))
+        # A mirror fed only by the engine's events knows exactly the blocks this client sent.
+        mirror = PrefixCacheMirror(block_size=32)
+        mirror.apply(stored)
+        assert mirror.expected_cached(first.prompt.token_ids) == first.prompt.cacheable_tokens
+        # vLLM publishes the reset with its next scheduler step: send one request to flush it.
+        assert client.engine.reset_prefix_cache()
+        client.generate(
+            qa,
+            {"document": "Another text. " * 5, "question": "q2"},
+            sampling=SHORT,
+            cache_salt="flush",
+        )
+        later = _wait_for(
+            subscriber,
+            lambda events: any(isinstance(e, AllBlocksCleared | BlocksRemoved) for e in events),
+        )
+        mirror.apply(later)
+        assert mirror.expected_cached(first.prompt.token_ids) == 0
+    finally:
+        subscriber.close()
+
+
+def _wait_for(subscriber: object, done: object, timeout: float = 10.0) -> list[object]:
+    import time
+
+    events: list[object] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events += subscriber.poll()  # type: ignore[attr-defined]
+        if done(events):  # type: ignore[operator]
+            return events
+        time.sleep(0.05)
+    raise AssertionError(f"no matching KV events within {timeout} s: {events!r}")
+
+
+def test_client_reset_makes_the_next_repeat_a_plain_miss(client: Client) -> None:
+    qa = PromptTemplate.from_string(QA, name="qa")
+    client.generate(qa, {"document": DOCUMENT, "question": "q1"}, sampling=SHORT)
+    assert client.reset_prefix_cache()
+    out = client.generate(qa, {"document": DOCUMENT, "question": "q2"}, sampling=SHORT)
+    assert out.record.expected_cached_tokens == 0 and out.record.verdict is Verdict.MISS
+    # Once the engine's own clear arrives, the mirror follows events again: the repeat hits.
+    again = client.generate(qa, {"document": DOCUMENT, "question": "q3"}, sampling=SHORT)
+    assert (
+        again.record.verdict is Verdict.HIT
+        and again.record.cached_tokens == again.record.expected_cached_tokens
+    )
 
 
 def test_cache_salt_is_recorded_and_expected(client: Client) -> None:
