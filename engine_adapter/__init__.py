@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine_adapter._vllm_common import VLLMOptions
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import (
     EngineClosedError,
@@ -45,6 +46,7 @@ __all__ = [
     "PrefixCacheCounters",
     "SamplingSettings",
     "VLLMEngine",
+    "VLLMOptions",
     "mapped_errors",
 ]
 

@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from engine_adapter.errors import EngineNotInstalled, EngineStartError
 from engine_adapter.models import (
@@ -35,18 +35,36 @@ def import_vllm() -> Any:
     return vllm
 
 
+class VLLMOptions(TypedDict, total=False):
+    """Options of the embedded engines (:class:`VLLMEngine`, :class:`AsyncVLLMEngine`).
+
+    block_size: KV block size in tokens (default 32); ``None`` lets vLLM choose (128 on CPU, 16
+        on GPU). The value actually used is read back from the engine.
+    enable_prefix_caching: keep it on (default); ``False`` exists for baselines.
+    kv_cache_gib: KV cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``, default 2), if not set already.
+    max_model_len: the context length to allocate for (default 4096).
+    enforce_eager: ``None`` (default) means on for CPU, vLLM's default elsewhere.
+    seed: engine seed, for reproducible sampling (default 0).
+    kv_events: publish KV-cache events on a private ``ipc://`` endpoint, so clients know
+        evictions exactly (default off).
+    engine_kwargs: anything else, passed to vLLM's engine arguments as is.
+    """
+
+    block_size: int | None
+    enable_prefix_caching: bool
+    kv_cache_gib: float
+    max_model_len: int
+    enforce_eager: bool | None
+    seed: int
+    kv_events: bool
+    engine_kwargs: dict[str, Any] | None
+
+
 def engine_kwargs(
-    model: str | os.PathLike[str],
-    *,
-    block_size: int | None,
-    enable_prefix_caching: bool,
-    kv_cache_gib: float,
-    max_model_len: int,
-    enforce_eager: bool | None,
-    seed: int,
-    extra: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Validate the model dir, set CPU env defaults, and return the engine arguments."""
+    model: str | os.PathLike[str], options: VLLMOptions
+) -> tuple[dict[str, Any], str | None]:
+    """Validate the model dir, set CPU env defaults; return vLLM's arguments and the KV-event
+    endpoint (``None`` unless ``kv_events``)."""
     path = Path(model).expanduser()
     if not (path / "config.json").is_file():
         raise EngineStartError(
@@ -58,21 +76,26 @@ def engine_kwargs(
 
     on_cpu = bool(current_platform.is_cpu())
     if on_cpu:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{options.get('kv_cache_gib', 2.0):g}")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    enforce_eager = options.get("enforce_eager")
     kwargs: dict[str, Any] = {
         "model": str(path),
-        "enable_prefix_caching": enable_prefix_caching,
-        "max_model_len": max_model_len,
+        "enable_prefix_caching": options.get("enable_prefix_caching", True),
+        "max_model_len": options.get("max_model_len", 4096),
         "enforce_eager": on_cpu if enforce_eager is None else enforce_eager,
-        "seed": seed,
+        "seed": options.get("seed", 0),
         # Per-request timings and the prefix-cache counters need stats on.
         "disable_log_stats": False,
     }
+    block_size = options.get("block_size", 32)
     if block_size is not None:
         kwargs["block_size"] = block_size
-    kwargs.update(extra or {})
-    return kwargs
+    endpoint = kv_events_endpoint() if options.get("kv_events", False) else None
+    if endpoint is not None:
+        kwargs["kv_events_config"] = kv_events_config(endpoint)
+    kwargs.update(options.get("engine_kwargs") or {})
+    return kwargs, endpoint
 
 
 def kv_events_endpoint() -> str:

@@ -15,19 +15,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from engine_adapter._vllm_common import (
-    engine_kwargs as build_engine_kwargs,
-)
-from engine_adapter._vllm_common import (
+    VLLMOptions,
     import_vllm,
-    kv_events_config,
-    kv_events_endpoint,
     prefix_counters,
     sampling_params,
     to_result,
     tokens_prompt,
+)
+from engine_adapter._vllm_common import (
+    engine_kwargs as build_engine_kwargs,
 )
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
@@ -41,48 +40,14 @@ class VLLMEngine(Engine):
 
     Args:
         model: a local Hugging Face model directory.
-        block_size: KV block size in tokens; ``None`` lets vLLM choose (128 on CPU, 16 on GPU).
-            The value actually used is read back from the engine (:attr:`block_size`).
-        enable_prefix_caching: keep this on; ``False`` exists for baselines.
-        kv_cache_gib: KV cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``), if not set already.
-        max_model_len: the context length to allocate for.
-        enforce_eager: ``None`` means on for CPU, vLLM's default elsewhere.
-        seed: engine seed, for reproducible sampling.
-        kv_events: publish KV-cache events on a private ``ipc://`` endpoint
-            (:attr:`kv_events_endpoint`), so clients know evictions exactly.
-        engine_kwargs: anything else, passed to ``vllm.LLM`` as is.
+        options: see :class:`engine_adapter.VLLMOptions` (``block_size=32``, ``kv_events`` ...).
     """
 
     name: ClassVar[str] = "vllm"
     supports_cache_salt: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        model: str | os.PathLike[str],
-        *,
-        block_size: int | None = 32,
-        enable_prefix_caching: bool = True,
-        kv_cache_gib: float = 2.0,
-        max_model_len: int = 4096,
-        enforce_eager: bool | None = None,
-        seed: int = 0,
-        kv_events: bool = False,
-        engine_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        self.kv_events_endpoint = kv_events_endpoint() if kv_events else None
-        extra = dict(engine_kwargs or {})
-        if self.kv_events_endpoint is not None:
-            extra["kv_events_config"] = kv_events_config(self.kv_events_endpoint)
-        kwargs = build_engine_kwargs(
-            model,
-            block_size=block_size,
-            enable_prefix_caching=enable_prefix_caching,
-            kv_cache_gib=kv_cache_gib,
-            max_model_len=max_model_len,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            extra=extra,
-        )
+    def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
+        kwargs, self.kv_events_endpoint = build_engine_kwargs(model, options)
         vllm = import_vllm()
         started = time.perf_counter()
         with mapped_errors(f"starting vLLM on {kwargs['model']}", EngineStartError):

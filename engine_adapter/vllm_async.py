@@ -16,17 +16,18 @@ import threading
 import time
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Unpack
 
 from engine_adapter._vllm_common import (
-    engine_kwargs as build_engine_kwargs,
-)
-from engine_adapter._vllm_common import (
+    VLLMOptions,
     import_vllm,
     prefix_counters,
     sampling_params,
     to_result,
     tokens_prompt,
+)
+from engine_adapter._vllm_common import (
+    engine_kwargs as build_engine_kwargs,
 )
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
@@ -39,33 +40,13 @@ _ids = itertools.count(1)
 
 
 class AsyncVLLMEngine(Engine):
-    """An embedded ``AsyncLLM`` with prefix caching; same arguments as :class:`VLLMEngine`."""
+    """An embedded ``AsyncLLM`` with prefix caching; options as :class:`VLLMEngine`."""
 
     name: ClassVar[str] = "vllm-async"
     supports_cache_salt: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        model: str | os.PathLike[str],
-        *,
-        block_size: int | None = 32,
-        enable_prefix_caching: bool = True,
-        kv_cache_gib: float = 2.0,
-        max_model_len: int = 4096,
-        enforce_eager: bool | None = None,
-        seed: int = 0,
-        engine_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        kwargs = build_engine_kwargs(
-            model,
-            block_size=block_size,
-            enable_prefix_caching=enable_prefix_caching,
-            kv_cache_gib=kv_cache_gib,
-            max_model_len=max_model_len,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            extra=engine_kwargs,
-        )
+    def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
+        kwargs, self.kv_events_endpoint = build_engine_kwargs(model, options)
         import_vllm()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
