@@ -41,7 +41,9 @@ class VLLMOptions(TypedDict, total=False):
     block_size: KV block size in tokens (default 32); ``None`` lets vLLM choose (128 on CPU, 16
         on GPU). The value actually used is read back from the engine.
     enable_prefix_caching: keep it on (default); ``False`` exists for baselines.
-    kv_cache_gib: KV cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``, default 2), if not set already.
+    kv_cache_gib: KV cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``, default 1), if not set already.
+        One GiB holds ~46k tokens of the default model (23 KB of K and V per token); raise it
+        for bigger models or more concurrent prefixes -- evictions show up as UNEXPECTED_MISS.
     max_model_len: the context length to allocate for (default 4096).
     enforce_eager: ``None`` (default) means on for CPU, vLLM's default elsewhere.
     seed: engine seed, for reproducible sampling (default 0).
@@ -76,7 +78,7 @@ def engine_kwargs(
 
     on_cpu = bool(current_platform.is_cpu())
     if on_cpu:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{options.get('kv_cache_gib', 2.0):g}")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{options.get('kv_cache_gib', 1.0):g}")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     enforce_eager = options.get("enforce_eager")
     kwargs: dict[str, Any] = {
