@@ -31,12 +31,13 @@ from promptkit.chat import ChatTemplate
 from promptkit.errors import ConversationError
 from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
 from promptkit.segments import Stability
+from promptkit.tokenization import common_prefix
 from promptkit.tools import canonical_tools
 
 if TYPE_CHECKING:
     from promptkit.client import Client, Generation
 
-__all__ = ["Conversation", "ConversationWarning", "common_prefix_length"]
+__all__ = ["Conversation", "ConversationWarning"]
 
 log = logging.getLogger(__name__)
 _counter = itertools.count(1)
@@ -44,14 +45,6 @@ _counter = itertools.count(1)
 
 class ConversationWarning(UserWarning):
     """The chat template re-rendered history differently: prefix caching is lost from there."""
-
-
-def common_prefix_length(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 @dataclass
@@ -141,7 +134,7 @@ class Conversation:
             ids = base + tokenizer.encode(tail).ids
             stable = len(base)
         else:
-            position = common_prefix_length(text, transcript.text)
+            position = common_prefix(text, transcript.text)
             warnings.warn(
                 f"{self.name}: the chat template re-rendered earlier turns differently at "
                 f"character {position} ({transcript.text[position : position + 30]!r} became "

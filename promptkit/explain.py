@@ -18,24 +18,11 @@ from promptkit.prompt import BuiltPrompt
 from promptkit.report import MissExplanation
 from promptkit.segments import Stability
 from promptkit.template import PromptTemplate, TrackedSpan
-from promptkit.tokenization import Tokenizer
+from promptkit.tokenization import Tokenizer, common_prefix
 
 __all__ = ["DriftDetector", "explain_divergence", "explain_unexpected_miss"]
 
 _CONTEXT_TOKENS = 3
-
-
-def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    """Length of the common prefix of two id tuples."""
-    n = min(len(a), len(b))
-    lo = 0
-    # Compare in chunks first: prompts usually share long runs.
-    step = 256
-    while lo + step <= n and a[lo : lo + step] == b[lo : lo + step]:
-        lo += step
-    while lo < n and a[lo] == b[lo]:
-        lo += 1
-    return lo
 
 
 def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:

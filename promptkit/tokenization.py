@@ -26,7 +26,7 @@ from typing import Any
 
 from promptkit.errors import ModelError, TokenizationError
 
-__all__ = ["Encoded", "Extension", "StablePrefix", "Tokenizer"]
+__all__ = ["Encoded", "Extension", "StablePrefix", "Tokenizer", "common_prefix"]
 
 # How many tokens back the window may reach for a hard boundary before we tokenize everything.
 _WINDOW_SEARCH = 48
@@ -217,7 +217,7 @@ class Tokenizer:
                 starts = base.starts + tuple(char + s for s, _ in enc.offsets[len(kept) :])
                 return Extension(Encoded(full_text, ids, starts), 0, "window")
         whole = self.encode(full_text, leading_special=leading_special)
-        moved = len(base.ids) - _common_prefix(base.ids, whole.ids)
+        moved = len(base.ids) - common_prefix(base.ids, whole.ids)
         return Extension(whole, moved, "full")
 
     def _window_start(self, base: Encoded) -> int | None:
@@ -257,9 +257,14 @@ class Tokenizer:
         return [self.decode([i]) for i in ids]
 
 
-def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Length of the common prefix of two id tuples (or strings)."""
     n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+    lo = 0
+    # Compare in chunks first: prompts usually share long runs, and slices compare in C.
+    step = 256
+    while lo + step <= n and a[lo : lo + step] == b[lo : lo + step]:
+        lo += step
+    while lo < n and a[lo] == b[lo]:
+        lo += 1
+    return lo
