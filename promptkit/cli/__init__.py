@@ -9,6 +9,7 @@ from __future__ import annotations
 from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, app
 
 # Importing the command modules registers their commands on ``app``.
+from promptkit.cli import _bench  # noqa: F401  isort: skip
 from promptkit.cli import _demo  # noqa: F401  isort: skip
 from promptkit.cli import _lint  # noqa: F401  isort: skip
 from promptkit.cli import _report  # noqa: F401  isort: skip

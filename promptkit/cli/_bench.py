@@ -1,0 +1,97 @@
+"""``promptkit bench``: the benchmark suite in ``bench/``, against the embedded engine.
+
+``bench/`` is a top-level folder of the source checkout, not part of the installed package (it
+needs LangChain and matplotlib, and its workloads are not API). The command therefore imports it
+from the checkout this ``promptkit`` was installed from (``pip install -e .``) by putting the
+repository root on ``sys.path``; from an installed wheel it says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated
+
+import typer
+
+from engine_adapter import EngineError
+from promptkit.cli._app import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    ModelOption,
+    app,
+    console,
+    err,
+    fail,
+    quiet_engine_logs,
+    stdout_to_stderr,
+)
+from promptkit.errors import ConfigError, PromptkitError
+
+
+def _bench_module(name: str) -> ModuleType:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "suite.py").is_file():
+        raise ConfigError(
+            "promptkit bench runs from a source checkout (bench/ is not installed): clone the "
+            "repository and `pip install -e '.[cpu,dev]'` there"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"bench.{name}")
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller workloads (under 10 minutes on 2 cores).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic workloads.")] = 0,
+    workload: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workload",
+            "-w",
+            help="Run only this workload (repeatable): long_doc, shared_prompt, chat, agent, "
+            "rag, chat_truncation.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (a list `rows`).")
+    ] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG bar chart here (matplotlib).")
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Write the benchmarks page (e.g. docs/benchmarks.md)."),
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """Cached tokens vs the oracle, TTFT and SDK overhead: naive, LangChain and promptkit."""
+    quiet_engine_logs()
+    try:
+        suite = _bench_module("suite")
+        only = frozenset(workload) if workload else None
+        with stdout_to_stderr():
+            report = suite.run_bench(
+                model=model, seed=seed, quick=quick, only=only, progress=err.print
+            )
+    except (PromptkitError, EngineError, ValueError) as exc:
+        raise fail(exc) from None
+    if plot is not None:
+        _bench_module("plot").plot_report(report, plot)
+    if markdown is not None:
+        render = _bench_module("render")
+        image = None
+        if plot is not None:
+            image = os.path.relpath(plot.resolve(), markdown.resolve().parent)
+        markdown.write_text(render.page(report, plot=image), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        _bench_module("render").print_report(console, report)
+    raise typer.Exit(EXIT_OK if report.passed else EXIT_FINDINGS)
