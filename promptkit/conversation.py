@@ -242,19 +242,30 @@ class Conversation:
         assert self.max_prompt_tokens is not None
         target = int(self.max_prompt_tokens * self.compact_to)
         first = 1 if self._system_text is not None else 0
-        while len(self.messages) - first > 1:
-            # Drop whole exchanges from the front: up to and including the next assistant reply.
-            cut = next(
-                (
-                    i + 1
-                    for i in range(first, len(self.messages) - 1)
-                    if self.messages[i]["role"] == "assistant"
-                ),
-                first + 1,
-            )
-            del self.messages[first:cut]
-            self._transcript = None
-            if len(self.build().token_ids) <= target:
-                break
+        # Cut only after an assistant reply (whole exchanges), never the newest message.
+        cuts = [
+            i + 1
+            for i in range(first, len(self.messages) - 1)
+            if self.messages[i]["role"] == "assistant"
+        ]
+        if not cuts:
+            cuts = [len(self.messages) - 1]
+
+        def tokens_after(cut: int) -> int:
+            kept = self.messages[:first] + self.messages[cut:]
+            text = self._render(kept, generation_prompt=True)
+            return len(self.client.tokenizer.encode(text).ids)
+
+        # Prompt length falls as the cut moves later: binary-search the earliest cut that fits,
+        # rendering O(log n) candidate histories instead of one per dropped exchange.
+        lo, hi = 0, len(cuts) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if tokens_after(cuts[mid]) <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        del self.messages[first : cuts[lo]]
+        self._transcript = None
         self.compactions += 1
         log.info("%s: compacted history to %d messages", self.name, len(self.messages))
