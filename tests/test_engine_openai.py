@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from engine_adapter import (
     SamplingSettings,
 )
 from engine_adapter.openai import OpenAIEngine
-from promptkit import Tokenizer
+from promptkit import Client, PromptTemplate, Tokenizer, Verdict
 
 BLOCK_SIZE = 32
 SERVER_START_TIMEOUT_S = 180.0
@@ -38,10 +38,11 @@ SAMPLING = SamplingSettings(max_tokens=8)
 PREFIX = " ".join(f"Fact {i}: river {i} flows north into lake {i * 7}." for i in range(24))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Server:
     base_url: str
     start_s: float
+    restart: Callable[[], None]
 
 
 def _free_port() -> int:
@@ -103,17 +104,28 @@ def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "--enable-prefix-caching", "--enable-prompt-tokens-details",
         "--block-size", str(BLOCK_SIZE), "--enforce-eager", "--max-model-len", "4096",
     ]  # fmt: skip
-    started = time.monotonic()
-    with log_path.open("wb") as log:
-        # A new session, so teardown can kill the server's worker processes with it.
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start() -> float:
+        started = time.monotonic()
+        with log_path.open("ab") as log:
+            # A new session, so teardown can kill the server's worker processes with it.
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        processes.append(process)
         _wait_healthy(url, process, log_path)
-        yield Server(base_url=url, start_s=time.monotonic() - started)
+        return time.monotonic() - started
+
+    def restart() -> None:
+        _stop(processes[-1])
+        start()
+
+    try:
+        yield Server(base_url=url, start_s=start(), restart=restart)
     finally:
-        _stop(process)
+        for process in processes:
+            _stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -264,3 +276,38 @@ def test_server_not_running_says_how_to_start_one() -> None:
             engine.generate([EngineRequest(prompt_token_ids=(1, 2, 3))])
         with pytest.raises(EngineRequestError, match="is it running"):
             engine.prefix_cache_counters()
+
+
+RESTART_QA = """{% vars document=session, question=request %}
+{% segment system static %}
+You answer questions about the document below in one short sentence, quoting it where you can.
+{% endsegment %}
+{% segment doc session %}
+{{ document }}
+{% endsegment %}
+{% segment q request %}
+Question: {{ question }}
+Answer:{% endsegment %}
+"""
+
+
+@pytest.mark.engine
+def test_server_restart_makes_the_first_repeat_an_unexpected_miss(
+    vllm_server: Server, remote: OpenAIEngine, tokenizer: Tokenizer
+) -> None:
+    # Last in this module: it restarts the shared server.
+    client = Client(engine=remote, tokenizer=tokenizer)
+    template = PromptTemplate.from_string(RESTART_QA, name="restart_qa")
+    variables = {"document": PREFIX}
+    client.generate(
+        template, {**variables, "question": "Where does river 3 flow?"}, sampling=SAMPLING
+    )
+    hit = client.generate(template, {**variables, "question": "Which lake?"}, sampling=SAMPLING)
+    assert hit.record.verdict is Verdict.HIT
+    vllm_server.restart()
+    after = client.generate(template, {**variables, "question": "And river 5?"}, sampling=SAMPLING)
+    assert after.record.verdict is Verdict.UNEXPECTED_MISS
+    assert after.record.expected_cached_tokens > 0 and after.record.cached_tokens == 0
+    assert after.record.explanation is not None and "restart" in after.record.explanation.cause
+    again = client.generate(template, {**variables, "question": "And river 6?"}, sampling=SAMPLING)
+    assert again.record.verdict is Verdict.HIT
