@@ -19,7 +19,7 @@ with an id that maps back to its template line and the variables it reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,9 @@ __all__ = [
     "TRACK_SEP",
     "SegmentExtension",
     "TrackedExpression",
+    "contains_marker",
     "make_environment",
+    "strip_tracking",
 ]
 
 # Control characters that never occur in prompt text (inputs containing them are rejected).
@@ -229,3 +231,42 @@ def make_environment(*, tracking: bool = False) -> SandboxedEnvironment:
 
 def _tojson(value: Any, indent: int | None = None) -> str:
     return canonical_json(value, indent=indent)
+
+
+def contains_marker(value: Any) -> bool:
+    """Whether a variable value (at any depth) holds one of the reserved marker characters."""
+    if isinstance(value, str):
+        return any(marker in value for marker in MARKERS)
+    if isinstance(value, Mapping):
+        return any(contains_marker(k) or contains_marker(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(contains_marker(v) for v in value)
+    return False
+
+
+def strip_tracking(raw: str) -> tuple[str, list[tuple[int, int, int]]]:
+    """Remove tracking markers; return clean text and (start, end, id) spans in it."""
+    out: list[str] = []
+    length = 0
+    stack: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, int]] = []
+    i = 0
+    n = len(raw)
+    while i < n:
+        ch = raw[i]
+        if ch == TRACK_OPEN:
+            sep = raw.index(TRACK_SEP, i)
+            stack.append((int(raw[i + 1 : sep]), length))
+            i = sep + 1
+        elif ch == TRACK_CLOSE:
+            ident, start = stack.pop()
+            spans.append((start, length, ident))
+            i += 1
+        else:
+            j = i
+            while j < n and raw[j] not in (TRACK_OPEN, TRACK_CLOSE):
+                j += 1
+            out.append(raw[i:j])
+            length += j - i
+            i = j
+    return "".join(out), spans

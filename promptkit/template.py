@@ -9,7 +9,7 @@ itself. Errors name the template file, line and variable. Rendering then only ha
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,15 +22,13 @@ from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from promptkit.environment import (
-    MARKERS,
     SEGMENT_CLOSE,
     SEGMENT_OPEN,
     SEGMENT_SEP,
-    TRACK_CLOSE,
-    TRACK_OPEN,
-    TRACK_SEP,
     TrackedExpression,
+    contains_marker,
     make_environment,
+    strip_tracking,
 )
 from promptkit.errors import (
     PromptkitError,
@@ -40,16 +38,9 @@ from promptkit.errors import (
     VariableError,
 )
 from promptkit.segments import SegmentSpec, Stability, VariableSpec
+from promptkit.template_ast import const, derive_names, is_tag_call
 
-__all__ = [
-    "BINDING_NODES",
-    "PromptTemplate",
-    "RenderedSegment",
-    "TrackedSpan",
-    "binding",
-    "derive_names",
-    "is_tag_call",
-]
+__all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
 
 _ENV = make_environment()
 _TRACKING_ENV = make_environment(tracking=True)
@@ -72,91 +63,6 @@ class TrackedSpan:
     start: int
     end: int
     origin: TrackedExpression
-
-
-def is_tag_call(node: nodes.Node, method: str) -> bool:
-    """Whether ``node`` calls promptkit's ``_declare`` (``{% vars %}``) or ``_segment`` tag."""
-    return (
-        isinstance(node, nodes.Call)
-        and isinstance(node.node, nodes.ExtensionAttribute)
-        and node.node.name == method
-    )
-
-
-def _const(node: nodes.Node) -> Any:
-    assert isinstance(node, nodes.Const)
-    return node.value
-
-
-Origin = tuple[Stability, str]
-"""A stability class and the declared variable it comes from."""
-
-
-def _names_stability(
-    node: nodes.Node,
-    lookup: Callable[[str], Origin | None],
-    exclude: frozenset[str] = frozenset(),
-) -> Origin | None:
-    worst: Origin | None = None
-    for ref in node.find_all(nodes.Name):
-        if ref.ctx != "load" or ref.name in exclude:
-            continue
-        found = lookup(ref.name)
-        if found is not None and (worst is None or found[0] > worst[0]):
-            worst = found
-    return worst
-
-
-BINDING_NODES = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro)
-
-
-def binding(node: nodes.Node) -> tuple[nodes.Node, list[str], frozenset[str]]:
-    """What a ``set``/``for``/macro node reads, the names it binds, and its local (argument) names.
-
-    The expression comes wrapped in an ``Output``: ``find_all`` skips the node it is called on,
-    and ``{% set x = question %}`` reads a bare ``Name``.
-    """
-    if isinstance(node, nodes.Macro):
-        return nodes.Output(node.body), [node.name], frozenset(a.name for a in node.args)
-    expr: nodes.Node
-    target: nodes.Node
-    if isinstance(node, nodes.Assign):
-        expr, target = node.node, node.target
-    elif isinstance(node, nodes.For):
-        expr, target = node.iter, node.target
-    else:
-        assert isinstance(node, nodes.AssignBlock)
-        expr, target = nodes.Output(node.body), node.target
-    if isinstance(target, nodes.Name):
-        return nodes.Output([expr]), [target.name], frozenset()
-    return nodes.Output([expr]), [t.name for t in target.find_all(nodes.Name)], frozenset()
-
-
-def derive_names(ast: nodes.Template, variables: Mapping[str, VariableSpec]) -> dict[str, Origin]:
-    """Give ``set``/``for``/macro names the stability of the declared variables they are built from.
-
-    Shared by :class:`PromptTemplate` and the linter, so both agree on what a name is worth.
-    """
-    derived: dict[str, Origin] = {}
-
-    def lookup(name: str) -> Origin | None:
-        if name in variables:
-            return variables[name].stability, name
-        return derived.get(name)
-
-    for _ in range(3):  # chains of derivations settle in a couple of passes
-        for node in ast.find_all(BINDING_NODES):
-            expr, targets, local = binding(node)
-            source = _names_stability(expr, lookup, exclude=local)
-            if source is None:
-                continue
-            for name in targets:
-                if name in variables:
-                    continue
-                current = derived.get(name)
-                if current is None or source[0] > current[0]:
-                    derived[name] = source
-    return derived
 
 
 class PromptTemplate:
@@ -262,7 +168,7 @@ class PromptTemplate:
         assert isinstance(items, nodes.List)
         for item in items.items:
             assert isinstance(item, nodes.Tuple)
-            name, stability, line = (_const(x) for x in item.items)
+            name, stability, line = (const(x) for x in item.items)
             if name in self.variables:
                 raise self._error(VariableError, "variable declared twice", line, name)
             self.variables[name] = VariableSpec(name, Stability.parse(stability), line)
@@ -288,7 +194,7 @@ class PromptTemplate:
     def _add_segment(self, node: nodes.CallBlock) -> None:
         call = node.call
         assert isinstance(call, nodes.Call)
-        name, stability_label, role = (_const(a) for a in call.args)
+        name, stability_label, role = (const(a) for a in call.args)
         spec = SegmentSpec(name, Stability.parse(stability_label), node.lineno, role)
         if any(s.name == name for s in self.segments):
             raise self._error(
@@ -373,7 +279,7 @@ class PromptTemplate:
                     name,
                 )
         for name, value in variables.items():
-            if _contains_marker(value):
+            if contains_marker(value):
                 raise self._error(
                     VariableError,
                     "value contains ASCII control characters \\x02-\\x07, which promptkit reserves",
@@ -436,7 +342,7 @@ class PromptTemplate:
         texts: list[str] = []
         spans: list[TrackedSpan] = []
         for index, raw in enumerate(self._split(output)):
-            clean, raw_spans = _strip_tracking(raw)
+            clean, raw_spans = strip_tracking(raw)
             texts.append(clean)
             spans.extend(TrackedSpan(index, s, e, registry[i]) for s, e, i in raw_spans)
         return texts, spans
@@ -467,41 +373,3 @@ class PromptTemplate:
             return name
         found = self._derived.get(name)
         return found[1] if found else None
-
-
-def _contains_marker(value: Any) -> bool:
-    if isinstance(value, str):
-        return any(marker in value for marker in MARKERS)
-    if isinstance(value, Mapping):
-        return any(_contains_marker(k) or _contains_marker(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_contains_marker(v) for v in value)
-    return False
-
-
-def _strip_tracking(raw: str) -> tuple[str, list[tuple[int, int, int]]]:
-    """Remove tracking markers; return clean text and (start, end, id) spans in it."""
-    out: list[str] = []
-    length = 0
-    stack: list[tuple[int, int]] = []
-    spans: list[tuple[int, int, int]] = []
-    i = 0
-    n = len(raw)
-    while i < n:
-        ch = raw[i]
-        if ch == TRACK_OPEN:
-            sep = raw.index(TRACK_SEP, i)
-            stack.append((int(raw[i + 1 : sep]), length))
-            i = sep + 1
-        elif ch == TRACK_CLOSE:
-            ident, start = stack.pop()
-            spans.append((start, length, ident))
-            i += 1
-        else:
-            j = i
-            while j < n and raw[j] not in (TRACK_OPEN, TRACK_CLOSE):
-                j += 1
-            out.append(raw[i:j])
-            length += j - i
-            i = j
-    return "".join(out), spans

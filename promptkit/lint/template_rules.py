@@ -20,14 +20,8 @@ from promptkit.lint.prefix import PrefixPolicy, literal_prefix_findings
 from promptkit.lint.rules import Finding
 from promptkit.lint.volatility import call_name, field_stability, volatile_sources
 from promptkit.segments import SegmentSpec, Stability, VariableSpec
-from promptkit.template import (
-    BINDING_NODES,
-    Origin,
-    PromptTemplate,
-    binding,
-    derive_names,
-    is_tag_call,
-)
+from promptkit.template import PromptTemplate
+from promptkit.template_ast import BINDING_NODES, Origin, binding, derive_names, is_tag_call
 
 __all__ = ["lint_template"]
 
