@@ -116,6 +116,8 @@ class Tokenizer:
         self._special_texts = frozenset(
             str(t) for t in hf_tokenizer.all_special_tokens
         ) | frozenset(str(t) for t in getattr(hf_tokenizer, "added_tokens_decoder", {}).values())
+        # Computed now, not in the first request: it serializes the whole tokenizer (~40 ms).
+        _ = self.fingerprint
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike[str], **kwargs: Any) -> Tokenizer:
