@@ -67,7 +67,6 @@ class KVEventSubscriber:
         self._decoder = msgspec.msgpack.Decoder(type=KVEventBatch)
         self._again = zmq.Again
         self._noblock = zmq.NOBLOCK
-        self.received = 0
 
     def poll(self) -> list[KVEvent]:
         """Every event that has arrived, in order; never blocks."""
@@ -82,7 +81,6 @@ class KVEventSubscriber:
                 event = _convert(raw)
                 if event is not None:
                     events.append(event)
-                    self.received += 1
 
     def close(self) -> None:
         self._socket.close(linger=0)

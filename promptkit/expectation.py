@@ -108,10 +108,6 @@ class PrefixCacheMirror:
             self._blocks[previous] = None
             self._blocks.move_to_end(previous)
 
-    def forget(self, digest: str) -> None:
-        """Drop one block (e.g. from an engine ``BlockRemoved`` event)."""
-        self._blocks.pop(digest, None)
-
     def clear(self, *, await_engine_clear: bool = False) -> None:
         """Forget everything (the engine was restarted or its cache reset).
 

@@ -19,7 +19,6 @@ UNKNOWN          the engine did not report cached tokens
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import os
 from collections import Counter
@@ -342,7 +341,3 @@ def summarize(
         engine_counters=counters_model,
         counters_match=match,
     )
-
-
-def dump_records(records: Iterable[RequestRecord]) -> str:
-    return "\n".join(json.dumps(r.model_dump(mode="json")) for r in records)

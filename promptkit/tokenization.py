@@ -13,7 +13,6 @@ of the text, so a stable segment is tokenized once per process.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
@@ -39,10 +38,6 @@ class Encoded:
     text: str
     ids: tuple[int, ...]
     starts: tuple[int, ...]
-
-    def token_at(self, char: int) -> int:
-        """Index of the first token that starts at or after character ``char``."""
-        return bisect.bisect_left(self.starts, char)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +135,6 @@ class Tokenizer:
         digest = hashlib.blake2b(state.encode(), digest_size=8)
         digest.update(json.dumps(sorted(self._special_texts)).encode())
         return digest.hexdigest()
-
-    @property
-    def chat_template_source(self) -> str | None:
-        template = getattr(self.hf, "chat_template", None)
-        return template if isinstance(template, str) else None
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -253,10 +243,6 @@ class Tokenizer:
     def decode(self, ids: tuple[int, ...] | list[int]) -> str:
         """Token ids back to text (special tokens kept)."""
         return str(self._backend.decode(list(ids), skip_special_tokens=False))
-
-    def token_strings(self, ids: tuple[int, ...] | list[int]) -> list[str]:
-        """Each id as its own decoded string (for diffs in reports)."""
-        return [self.decode([i]) for i in ids]
 
 
 def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
