@@ -153,9 +153,9 @@ class Conversation:
     ) -> BuiltPrompt:
         head = min(self._head_length(), stable)
         spans = (
-            SegmentSpan("system", Stability.STATIC, "system", 0, 0, 0, head),
-            SegmentSpan("history", Stability.TURN, None, 0, 0, head, stable),
-            SegmentSpan("message", Stability.REQUEST, None, 0, len(text), stable, len(ids)),
+            SegmentSpan("system", Stability.STATIC, "system", 0, 0, 0, head, 0),
+            SegmentSpan("history", Stability.TURN, None, 0, 0, head, stable, 0),
+            SegmentSpan("message", Stability.REQUEST, None, 0, len(text), stable, len(ids), 0),
         )
         return BuiltPrompt(
             template=self.name,

@@ -159,8 +159,8 @@ def explain_divergence(
         raw_texts, spans = [], []
     if raw_texts:
         # Map the position in the normalized, chat-wrapped text back into the raw segment text.
-        within = max(0, char - span.own_text_start)
-        segment_text = ours.text[span.own_text_start : span.char_end]
+        within = max(0, char - span.text_start)
+        segment_text = ours.text[span.text_start : span.char_end]
         row, col = _line_col(segment_text, min(within, len(segment_text)))
         raw_offset = _offset(raw_texts[index], row, col)
         tracked = _innermost(spans, index, raw_offset)

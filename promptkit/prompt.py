@@ -77,11 +77,7 @@ class SegmentSpan:
     char_end: int
     token_start: int
     token_end: int
-    text_start: int = -1
-
-    @property
-    def own_text_start(self) -> int:
-        return self.char_start if self.text_start < 0 else self.text_start
+    text_start: int
 
     @property
     def tokens(self) -> int:
