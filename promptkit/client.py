@@ -27,7 +27,7 @@ from promptkit.builder import PromptBuilder
 from promptkit.chat import DEFAULT_PINNED_DATE
 from promptkit.expectation import PrefixCacheMirror
 from promptkit.explain import DriftDetector, explain_unexpected_miss
-from promptkit.prompt import BuiltPrompt
+from promptkit.prompt import BuiltPrompt, prefix_fingerprint
 from promptkit.report import (
     JsonlSink,
     RequestRecord,
@@ -70,6 +70,7 @@ class _Batch:
     prompts: list[BuiltPrompt]
     requests: list[EngineRequest]
     expected: list[int]
+    hashes: list[tuple[str, ...]]
     salts: list[str | None]
     labels: list[str | None]
 
@@ -224,20 +225,25 @@ class Client:
         settings = sampling or SamplingSettings()
         request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
         pairs = list(zip(prompts, request_salts, strict=True))
+        looked_up = [self.mirror.lookup(p.token_ids, salt=s) for p, s in pairs]
         return _Batch(
             prompts=list(prompts),
             requests=[
                 EngineRequest(prompt_token_ids=p.token_ids, sampling=settings, cache_salt=s)
                 for p, s in pairs
             ],
-            expected=[self.mirror.expected_cached(p.token_ids, salt=s) for p, s in pairs],
+            expected=[e for e, _ in looked_up],
+            hashes=[h for _, h in looked_up],
             salts=request_salts,
             labels=list(labels) if labels is not None else [None] * len(prompts),
         )
 
     def _finish(self, batch: _Batch, results: Sequence[EngineResult]) -> list[Generation]:
-        rows = zip(batch.prompts, results, batch.expected, batch.salts, batch.labels, strict=True)
-        return [self._record(p, r, e, s, label) for p, r, e, s, label in rows]
+        rows = zip(
+            batch.prompts, results, batch.expected, batch.hashes, batch.salts, batch.labels,
+            strict=True,
+        )  # fmt: skip
+        return [self._record(p, r, e, h, s, label) for p, r, e, h, s, label in rows]
 
     def fan_out(
         self,
@@ -264,6 +270,7 @@ class Client:
         prompt: BuiltPrompt,
         result: EngineResult,
         expected: int,
+        hashes: tuple[str, ...],
         salt: str | None,
         label: str | None,
     ) -> Generation:
@@ -280,10 +287,13 @@ class Client:
             explanation = explain_unexpected_miss(
                 prompt=prompt, expected=expected, actual=actual, salt=salt
             )
-        self.mirror.record(prompt.token_ids, result.token_ids, salt=salt)
+        self.mirror.record(prompt.token_ids, result.token_ids, salt=salt, prompt_hashes=hashes)
         record = make_record(
             request_id=request_id,
             prompt=prompt,
+            prefix_fingerprint=prefix_fingerprint(
+                hashes, prompt.cacheable_tokens, prompt.block_size
+            ),
             result=result,
             expected=expected,
             verdict=verdict,

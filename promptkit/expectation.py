@@ -42,23 +42,35 @@ class PrefixCacheMirror:
 
     def expected_cached(self, ids: Sequence[int], *, salt: str | None = None) -> int:
         """Tokens a request with these ids should find cached, as the engine would cap it."""
-        hashes = block_hashes(tuple(ids), self.block_size, salt=salt)
+        return self.lookup(ids, salt=salt)[0]
+
+    def lookup(self, ids: Sequence[int], *, salt: str | None = None) -> tuple[int, tuple[str, ...]]:
+        """:meth:`expected_cached` and the prompt's block hashes, which :meth:`record` can reuse."""
+        hashes = block_hashes(ids, self.block_size, salt=salt)
         shared = 0
         for digest in hashes:
             if digest not in self._blocks:
                 break
             shared += 1
-        return cacheable_tokens(shared * self.block_size, len(ids), self.block_size)
+        return cacheable_tokens(shared * self.block_size, len(ids), self.block_size), hashes
 
     def record(
-        self, prompt_ids: Sequence[int], output_ids: Sequence[int] = (), *, salt: str | None = None
+        self,
+        prompt_ids: Sequence[int],
+        output_ids: Sequence[int] = (),
+        *,
+        salt: str | None = None,
+        prompt_hashes: tuple[str, ...] = (),
     ) -> None:
-        """Remember a finished request's blocks (prompt, then generated tokens whose KV exists)."""
+        """Remember a finished request's blocks (prompt, then generated tokens whose KV exists).
+
+        ``prompt_hashes`` (from :meth:`lookup`) spares hashing the prompt's blocks again.
+        """
         computed = tuple(prompt_ids) + tuple(output_ids)
         # The last generated token was sampled but never fed back, so it has no KV yet.
         if output_ids:
             computed = computed[:-1]
-        for digest in block_hashes(computed, self.block_size, salt=salt):
+        for digest in block_hashes(computed, self.block_size, salt=salt, known=prompt_hashes):
             self._blocks[digest] = None
             self._blocks.move_to_end(digest)
         while len(self._blocks) > self.capacity_blocks:

@@ -19,6 +19,7 @@ __all__ = [
     "cacheable_tokens",
     "chain_hash",
     "chain_seed",
+    "prefix_fingerprint",
 ]
 
 
@@ -45,17 +46,30 @@ def chain_hash(previous: str, block: Sequence[int]) -> str:
     return digest.hexdigest()
 
 
+def prefix_fingerprint(hashes: Sequence[str], cacheable: int, block_size: int) -> str:
+    """The chain hash at the last cacheable block: one value names the whole cacheable prefix."""
+    blocks = cacheable // block_size
+    return hashes[blocks - 1] if blocks else chain_seed(None)
+
+
 def block_hashes(
-    ids: tuple[int, ...], block_size: int, *, salt: str | None = None
+    ids: Sequence[int],
+    block_size: int,
+    *,
+    salt: str | None = None,
+    known: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """A hash chain with one entry per *full* block: ``h_i = H(h_{i-1}, block_i)``.
+
+    ``known`` are hashes already computed for the first blocks of the same ids and salt; the
+    chain continues from them instead of starting over.
 
     Contract: equal chains mean equal token prefixes; routers and reports compare these instead
     of the ids. Changing this function changes every stored fingerprint.
     """
-    previous = chain_seed(salt)
-    out: list[str] = []
-    for start in range(0, len(ids) - block_size + 1, block_size):
+    previous = known[-1] if known else chain_seed(salt)
+    out: list[str] = list(known)
+    for start in range(len(known) * block_size, len(ids) - block_size + 1, block_size):
         previous = chain_hash(previous, ids[start : start + block_size])
         out.append(previous)
     return tuple(out)
@@ -165,10 +179,8 @@ class BuiltPrompt:
 
     @property
     def prefix_fingerprint(self) -> str:
-        """Hash of the cacheable prefix's ids; equal across requests that can share it."""
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(array("q", self.token_ids[: self.cacheable_tokens]).tobytes())
-        return digest.hexdigest()
+        """The chain hash naming the cacheable prefix; equal across requests that can share it."""
+        return prefix_fingerprint(self.block_hashes(), self.cacheable_tokens, self.block_size)
 
     def segment_at_token(self, index: int) -> SegmentSpan | None:
         """The segment containing token ``index``."""
