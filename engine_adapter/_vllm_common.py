@@ -7,6 +7,7 @@ Pure functions only; each engine class keeps just its own I/O (``LLM.generate`` 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,6 +105,12 @@ def kv_events_endpoint() -> str:
     """A fresh private ``ipc://`` endpoint for this engine's KV-cache events."""
     directory = Path(tempfile.mkdtemp(prefix="promptkit-kv-"))
     return f"ipc://{directory / 'events'}"
+
+
+def remove_kv_events_endpoint(endpoint: str | None) -> None:
+    """Delete the private directory :func:`kv_events_endpoint` made (on engine close)."""
+    if endpoint is not None and endpoint.startswith("ipc://"):
+        shutil.rmtree(Path(endpoint.removeprefix("ipc://")).parent, ignore_errors=True)
 
 
 def kv_events_config(endpoint: str) -> Any:

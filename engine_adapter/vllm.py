@@ -21,6 +21,7 @@ from engine_adapter._vllm_common import (
     VLLMOptions,
     import_vllm,
     prefix_counters,
+    remove_kv_events_endpoint,
     sampling_params,
     to_result,
     tokens_prompt,
@@ -92,6 +93,7 @@ class VLLMEngine(Engine):
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is None:
             return
+        remove_kv_events_endpoint(self.kv_events_endpoint)
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         shutdown = getattr(core, "shutdown", None)
         if callable(shutdown):

@@ -22,6 +22,7 @@ from engine_adapter._vllm_common import (
     VLLMOptions,
     import_vllm,
     prefix_counters,
+    remove_kv_events_endpoint,
     sampling_params,
     to_result,
     tokens_prompt,
@@ -110,6 +111,7 @@ class AsyncVLLMEngine(Engine):
         engine, self._engine = getattr(self, "_engine", None), None
         if engine is not None:
             engine.shutdown()
+            remove_kv_events_endpoint(self.kv_events_endpoint)
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(loop.stop)

@@ -68,10 +68,10 @@ class DriftDetector:
         seen = self._seen.setdefault(template.filename, deque(maxlen=self.history))
         explanation = None
         if seen:
-            best_id, best = max(
-                seen, key=lambda item: common_prefix(item[1].token_ids, prompt.token_ids)
+            shared, best_id, best = max(
+                ((common_prefix(p.token_ids, prompt.token_ids), i, p) for i, p in seen),
+                key=lambda candidate: candidate[0],
             )
-            shared = common_prefix(best.token_ids, prompt.token_ids)
             promised = promised_shared_tokens(template, prompt, best)
             # Only a loss the engine can see matters: compare in whole blocks.
             block = prompt.block_size

@@ -129,7 +129,6 @@ def prepare_default_model(*, force: bool = False) -> Path:
             if not target.is_dir():
                 raise
     except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"could not convert {gguf.name}: {exc}") from exc
