@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Cache-friendly prompts for vLLM."
@@ -59,5 +60,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def fail(exc: Exception, code: int = EXIT_USAGE) -> typer.Exit:
     """Print an error the user can act on and return the exit to raise."""
-    err.print(f"[bold red]error:[/] {exc}")
+    # Messages quote config keys and rule suppressions ("[tool.promptkit]", "ignore[PK101]"):
+    # escape them, or rich would take them for style tags and drop them.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, ModelOption, app, fail, quiet_engine_logs
-from promptkit.errors import ConfigError, LintConfigError, PromptkitError
+from promptkit.errors import LintConfigError, PromptkitError
 from promptkit.lint import FORMATS, LintConfig, Report, check_paths, lint_paths, load_config, render
 
 PathsArgument = Annotated[
@@ -76,7 +76,7 @@ def lint(
     try:
         settings = _settings(config, fmt, select, ignore, model, min_prefix_tokens, block_size)
         report = lint_paths(paths, config=settings)
-    except ConfigError as exc:
+    except PromptkitError as exc:  # config errors, and a model that cannot load for PK601
         raise fail(exc) from None
     _emit(report, fmt)
 
