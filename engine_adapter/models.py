@@ -6,6 +6,7 @@ on the hot path, where validation would cost more than building the prompt.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +31,10 @@ class SamplingSettings:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    #: Return the top ``logprobs`` candidates of every generated token (``None``: none). Greedy
+    #: outputs are compared with them: in bf16 on CPU two runs may pick different tokens at a
+    #: near-tie, which only the candidates can tell apart from a real difference.
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +69,9 @@ class EngineResult:
     ttft_s: float | None
     latency_s: float
     timing_source: TimingSource
+    #: Per generated token, its top candidates as ``{token_id: logprob}`` (the sampled token
+    #: included), when ``SamplingSettings.logprobs`` asked for them; else ``None``.
+    logprobs: tuple[Mapping[int, float], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
