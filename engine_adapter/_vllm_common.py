@@ -21,6 +21,10 @@ from engine_adapter.models import (
     SamplingSettings,
 )
 
+#: The CPU default dtype. bfloat16 (the default model's own) is what vLLM picks; see
+#: docs/benchmarks.md for the measurement behind keeping or changing it.
+CPU_DEFAULT_DTYPE = "auto"
+
 QUERIES_METRIC = "vllm:prefix_cache_queries"
 HITS_METRIC = "vllm:prefix_cache_hits"
 
@@ -48,6 +52,8 @@ class VLLMOptions(TypedDict, total=False):
     max_model_len: the context length to allocate for (default 4096).
     enforce_eager: ``None`` (default) means on for CPU, vLLM's default elsewhere.
     seed: engine seed, for reproducible sampling (default 0).
+    dtype: the weights' and activations' dtype (``"bfloat16"``, ``"float32"``, ``"auto"``...).
+        ``None`` (default) means :data:`CPU_DEFAULT_DTYPE` on CPU, the model's own elsewhere.
     kv_events: publish KV-cache events on a private ``ipc://`` endpoint, so clients know
         evictions exactly (default off).
     engine_kwargs: anything else, passed to vLLM's engine arguments as is.
@@ -59,6 +65,7 @@ class VLLMOptions(TypedDict, total=False):
     max_model_len: int
     enforce_eager: bool | None
     seed: int
+    dtype: str | None
     kv_events: bool
     engine_kwargs: dict[str, Any] | None
 
@@ -88,6 +95,7 @@ def engine_kwargs(
         "max_model_len": options.get("max_model_len", 4096),
         "enforce_eager": on_cpu if enforce_eager is None else enforce_eager,
         "seed": options.get("seed", 0),
+        "dtype": options.get("dtype") or (CPU_DEFAULT_DTYPE if on_cpu else "auto"),
         # Per-request timings and the prefix-cache counters need stats on.
         "disable_log_stats": False,
     }
@@ -129,6 +137,7 @@ def sampling_params(settings: SamplingSettings) -> Any:
         seed=settings.seed,
         stop=list(settings.stop) or None,
         stop_token_ids=list(settings.stop_token_ids) or None,
+        logprobs=settings.logprobs,
     )
 
 
@@ -155,6 +164,17 @@ def to_result(request: EngineRequest, output: Any, wall: float) -> EngineResult:
         ttft_s=ttft if isinstance(ttft, float) and engine_timed else wall,
         latency_s=_latency(metrics, wall),
         timing_source="engine" if engine_timed else "measured",
+        logprobs=_candidates(completion.logprobs),
+    )
+
+
+def _candidates(logprobs: Any) -> tuple[dict[int, float], ...] | None:
+    """vLLM's per-token ``{token_id: Logprob}`` (a list or ``FlatLogprobs``) as plain floats."""
+    if logprobs is None:
+        return None
+    return tuple(
+        {int(token): float(entry.logprob) for token, entry in (position or {}).items()}
+        for position in logprobs
     )
 
 

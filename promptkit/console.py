@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from promptkit.demo import DemoReport
+from promptkit.demo import TOP_LOGPROBS, DemoReport
+from promptkit.output_compare import OutputMatch
 from promptkit.report import RunSummary
 from promptkit.report_table import COLUMNS, TEXT_COLUMNS, summary_rows
 
@@ -65,7 +66,18 @@ def print_demo(console: Console, report: DemoReport) -> None:
         console.print(
             f"Engine prefix-cache hit counter matches the records: {report.counters_match}"
         )
-    console.print(f"Generated answers are the same: {report.same_outputs}")
+    identical, near = report.count(OutputMatch.IDENTICAL), report.count(OutputMatch.NEAR_TIE)
+    different = report.count(OutputMatch.DIFFERENT)
+    console.print(
+        f"Greedy answers, uncached vs cached: {identical} identical, {near} diverged at a "
+        f"near-tie (each side's token among the other's top-{TOP_LOGPROBS}), "
+        f"{different} different"
+    )
+    for check in report.outputs:
+        if check.match is not OutputMatch.IDENTICAL:
+            console.print(f"  {check.workload} / {check.label}: {check.detail}")
+    agree = "[green]yes[/]" if report.outputs_agree else "[bold red]no[/]"
+    console.print(f"Outputs agree with and without the cache: {agree}")
 
 
 def _verdicts(counts: dict[str, int]) -> str:

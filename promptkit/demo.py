@@ -6,7 +6,10 @@
 Each workload runs twice on the same engine: *uncached*, with a unique ``cache_salt`` per request
 so vLLM can reuse no block (prefix caching is effectively off for those requests; same weights,
 same scheduler), and *cached*, where a warm-up request computes the shared prefix first, as in
-the seed. Greedy outputs of the two runs must be identical.
+the seed. Greedy outputs of the two runs must agree the way vLLM's own prefix-caching tests
+require: the same tokens, or a divergence at a near-tie (bf16 on CPU is not invariant to the
+batch shape or to which part of the prompt came from the cache; see
+:mod:`promptkit.output_compare`). Only a real difference fails the demo.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from engine_adapter import SamplingSettings
 from promptkit.client import Client, Generation
+from promptkit.output_compare import OutputMatch, compare_greedy
 from promptkit.template import PromptTemplate
 
-__all__ = ["DemoReport", "DemoRequest", "run_demo"]
+__all__ = ["DemoReport", "DemoRequest", "OutputCheck", "run_demo"]
+
+#: Top candidates kept per generated token, as in vLLM's prefix-caching tests.
+TOP_LOGPROBS = 5
 
 TABLE_NAMES = ("John Doe", "Zack Blue", "Emma Black", "Olivia Blue", "Ben Black")
 PRINCIPAL_PROMPTS = (
@@ -47,15 +54,33 @@ class DemoRequest(BaseModel):
     text: str
 
 
+class OutputCheck(BaseModel):
+    """One prompt's greedy answer uncached vs cached (see :mod:`promptkit.output_compare`)."""
+
+    workload: str
+    label: str
+    match: OutputMatch
+    detail: str
+
+
 class DemoReport(BaseModel):
     model: str
     block_size: int
     engine_start_s: float | None
     requests: list[DemoRequest]
-    same_outputs: bool
+    outputs: list[OutputCheck]
     speedup: float | None
     speedups: dict[str, float | None]
     counters_match: bool | None
+
+    def count(self, match: OutputMatch) -> int:
+        return sum(1 for check in self.outputs if check.match is match)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def outputs_agree(self) -> bool:
+        """No real difference: every pair identical or diverging only at a near-tie."""
+        return self.count(OutputMatch.DIFFERENT) == 0
 
 
 def _data_dir() -> Path:
@@ -79,6 +104,21 @@ def _row(workload: str, phase: str, generation: Generation) -> DemoRequest:
     )
 
 
+def _checks(workload: str, cold: list[Generation], hot: list[Generation]) -> list[OutputCheck]:
+    checks = []
+    for a, b in zip(cold, hot, strict=True):
+        comparison = compare_greedy(a.result, b.result)
+        checks.append(
+            OutputCheck(
+                workload=workload,
+                label=b.record.label or "",
+                match=comparison.match,
+                detail=comparison.describe(),
+            )
+        )
+    return checks
+
+
 def _median_ttft(rows: list[DemoRequest]) -> float | None:
     values = [r.ttft_s for r in rows if r.ttft_s is not None]
     return statistics.median(values) if values else None
@@ -91,40 +131,32 @@ def _cold_salt() -> str:
 def run_demo(
     client: Client, *, model_name: str = "", engine_start_s: float | None = None
 ) -> DemoReport:
-    """Run both workloads; return the per-request rows, output equality and speed-up."""
+    """Run both workloads; return the per-request rows, output agreement and speed-up."""
     data = _data_dir()
     table = (data / "people_table.md").read_text(encoding="utf-8")
     table_qa = PromptTemplate.from_file(data / "table_qa.j2")
     principal = PromptTemplate.from_file(data / "principal.j2")
     rows: list[DemoRequest] = []
-    same = True
+    outputs: list[OutputCheck] = []
     speedups: dict[str, float | None] = {}
 
     # (a) long document: one request at a time, as the seed does, so TTFT is per request.
-    table_sampling = SamplingSettings(max_tokens=16)
+    table_sampling = SamplingSettings(max_tokens=16, logprobs=TOP_LOGPROBS)
     prompts = [client.build(table_qa, {"table": table, "name": name}) for name in TABLE_NAMES]
-    uncached = [
-        _row(
-            "table",
-            "uncached",
-            client.send([p], sampling=table_sampling, cache_salt=_cold_salt(), labels=[n])[0],
-        )
-        for p, n in zip(prompts, TABLE_NAMES, strict=True)
+    pairs = list(zip(prompts, TABLE_NAMES, strict=True))
+    cold_table = [
+        client.send([p], sampling=table_sampling, cache_salt=_cold_salt(), labels=[n])[0]
+        for p, n in pairs
     ]
-    cached = [
-        _row(
-            "table",
-            "warm-up" if i == 0 else "cached",
-            client.send([p], sampling=table_sampling, labels=[n])[0],
-        )
-        for i, (p, n) in enumerate(zip(prompts, TABLE_NAMES, strict=True))
-    ]
+    hot_table = [client.send([p], sampling=table_sampling, labels=[n])[0] for p, n in pairs]
+    uncached = [_row("table", "uncached", g) for g in cold_table]
+    cached = [_row("table", "warm-up" if i == 0 else "cached", g) for i, g in enumerate(hot_table)]
     rows += uncached + cached
-    same &= [r.text for r in uncached] == [r.text for r in cached]
+    outputs += _checks("table", cold_table, hot_table)
     speedups["table"] = _ratio(_median_ttft(uncached), _median_ttft(cached[1:]))
 
     # (b) shared prefix, four prompts in one batch; warm-up with the first prompt, as the seed.
-    principal_sampling = SamplingSettings(max_tokens=24)
+    principal_sampling = SamplingSettings(max_tokens=24, logprobs=TOP_LOGPROBS)
     prompts = [client.build(principal, {"prompt": text}) for text in PRINCIPAL_PROMPTS]
     cold = client.send(
         prompts,
@@ -141,7 +173,7 @@ def run_demo(
     rows += [_row("principal", "warm-up", g) for g in warm]
     hot_rows = [_row("principal", "cached", g) for g in hot]
     rows += hot_rows
-    same &= [g.text for g in cold] == [g.text for g in hot]
+    outputs += _checks("principal", cold, hot)
     speedups["principal"] = _ratio(_median_ttft(cold_rows), _median_ttft(hot_rows))
 
     summary = client.summary()
@@ -150,7 +182,7 @@ def run_demo(
         block_size=client.engine.block_size,
         engine_start_s=engine_start_s,
         requests=rows,
-        same_outputs=same,
+        outputs=outputs,
         speedup=speedups["table"],
         speedups=speedups,
         counters_match=summary.counters_match,

@@ -12,7 +12,11 @@ pytestmark = pytest.mark.engine
 
 def test_demo_reproduces_both_seed_examples(client: Client) -> None:
     report = run_demo(client, model_name="test")
-    assert report.same_outputs is True
+    # Greedy answers agree the way vLLM's prefix-caching tests define it: identical, or a
+    # divergence at a near-tie in bf16 (the uncached batch of four and the cached one differ in
+    # shape). Exact string equality failed on a newcomer's machine.
+    assert report.outputs_agree, [c.detail for c in report.outputs]
+    assert len(report.outputs) == 9
     assert report.counters_match is True
     for workload in ("table", "principal"):
         rows = [r for r in report.requests if r.workload == workload]

@@ -10,10 +10,12 @@ import pytest
 from engine_adapter import EngineRequest, EngineStartError, SamplingSettings
 from engine_adapter.vllm import VLLMEngine
 from promptkit import Tokenizer, cacheable_tokens
+from promptkit.output_compare import compare_greedy
 
 pytestmark = pytest.mark.engine
 
 GREEDY = SamplingSettings(max_tokens=12)
+TOP5 = SamplingSettings(max_tokens=12, logprobs=5)
 
 
 def _ids(tokenizer: Tokenizer, text: str) -> tuple[int, ...]:
@@ -57,7 +59,7 @@ def test_identical_prompt_never_hits_its_last_token(
     assert again.num_cached_tokens == 32  # (N - 1) // B blocks: the last token is always computed
 
 
-def test_greedy_outputs_identical_with_and_without_prefix_caching(
+def test_greedy_outputs_agree_with_and_without_prefix_caching(
     fresh_engine: VLLMEngine, tokenizer: Tokenizer
 ) -> None:
     shared = _ids(
@@ -69,18 +71,20 @@ def test_greedy_outputs_identical_with_and_without_prefix_caching(
     # APC off for a request = a cache salt nobody else uses: vLLM can reuse no block.
     cold = fresh_engine.generate(
         [
-            EngineRequest(prompt_token_ids=p, sampling=GREEDY, cache_salt=uuid.uuid4().hex)
+            EngineRequest(prompt_token_ids=p, sampling=TOP5, cache_salt=uuid.uuid4().hex)
             for p in prompts
         ]
     )
-    fresh_engine.generate([EngineRequest(prompt_token_ids=prompts[0], sampling=GREEDY)])
+    fresh_engine.generate([EngineRequest(prompt_token_ids=prompts[0], sampling=TOP5)])
     warm = fresh_engine.generate(
-        [EngineRequest(prompt_token_ids=p, sampling=GREEDY) for p in prompts]
+        [EngineRequest(prompt_token_ids=p, sampling=TOP5) for p in prompts]
     )
     assert all(r.num_cached_tokens == 0 for r in cold)
     assert all((r.num_cached_tokens or 0) > 0 for r in warm)
-    assert [r.text for r in cold] == [r.text for r in warm]
-    assert [r.token_ids for r in cold] == [r.token_ids for r in warm]
+    # vLLM's own criterion: the same tokens, or a first divergence at a near-tie.
+    comparisons = [compare_greedy(c, w) for c, w in zip(cold, warm, strict=True)]
+    assert all(c.acceptable for c in comparisons), [c.describe() for c in comparisons]
+    assert all(r.logprobs is not None and len(r.logprobs) == len(r.token_ids) for r in warm)
 
 
 def test_cache_salt_isolates_tenants(fresh_engine: VLLMEngine, tokenizer: Tokenizer) -> None:

@@ -56,6 +56,10 @@ def demo(
     log: Annotated[
         Path | None, typer.Option(help="Append per-request records to this JSONL file.")
     ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="Engine dtype (bfloat16, float32, auto); default: the engine's."),
+    ] = None,
 ) -> None:
     """Run both seed examples through promptkit on the embedded engine; report every hit."""
     quiet_engine_logs()
@@ -67,7 +71,7 @@ def demo(
     try:
         with quiet:
             path = resolve_model_dir(model)
-            with Client.embedded(path, log_path=log) as client:
+            with Client.embedded(path, log_path=log, dtype=dtype) as client:
                 start = getattr(client.engine, "start_seconds", None)
                 report = run_demo(client, model_name=path.name, engine_start_s=start)
     except (PromptkitError, EngineError) as exc:
@@ -78,4 +82,4 @@ def demo(
         from promptkit.console import print_demo
 
         print_demo(console, report)
-    raise typer.Exit(EXIT_OK if report.same_outputs else EXIT_FINDINGS)
+    raise typer.Exit(EXIT_OK if report.outputs_agree else EXIT_FINDINGS)
