@@ -147,6 +147,7 @@ class PromptBuilder:
             tokenizer_fingerprint=self.tokenizer.fingerprint,
             chat_template_fingerprint=self.chat_template.fingerprint if template.is_chat else None,
             template_fingerprint=template.fingerprint,
+            source=template,
             variables=variables,
         )
 

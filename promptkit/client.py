@@ -30,6 +30,7 @@ from promptkit.explain import DriftDetector, explain_unexpected_miss
 from promptkit.prompt import BuiltPrompt, prefix_fingerprint
 from promptkit.report import (
     JsonlSink,
+    MissExplanation,
     RequestRecord,
     RunSummary,
     Verdict,
@@ -109,7 +110,6 @@ class Client:
         )
         self.drift = DriftDetector(tokenizer)
         self.records: list[RequestRecord] = []
-        self._templates: dict[str, PromptTemplate] = {}
         self._ids = itertools.count(1)
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
@@ -151,9 +151,7 @@ class Client:
 
     def template(self, name_or_path: str | Path) -> PromptTemplate:
         """Load a template by path, or by the name of a shipped template (``long_doc_qa``)."""
-        template = load_template(name_or_path)
-        self._templates[template.filename] = template
-        return template
+        return load_template(name_or_path)
 
     def build(
         self,
@@ -163,7 +161,6 @@ class Client:
         tools: Sequence[Any] | None = None,
     ) -> BuiltPrompt:
         """Render and tokenize a prompt without sending it."""
-        self._templates.setdefault(template.filename, template)
         return self.builder.build(template, variables, tools=tools)
 
     # -- generation -------------------------------------------------------------------------
@@ -275,10 +272,51 @@ class Client:
         label: str | None,
     ) -> Generation:
         request_id = next(self._ids)
-        template = self._templates.get(prompt.template_file)
+        try:
+            record = self._audit(request_id, prompt, result, expected, hashes, salt, label)
+        except Exception as exc:
+            # The engine has answered: a fault in our own bookkeeping must not lose the answer.
+            # The request is recorded as UNKNOWN with the fault named, and logged with its
+            # traceback so the bug can be reported.
+            log.exception("request %d: the cache audit failed; the answer is kept", request_id)
+            record = make_record(
+                request_id=request_id,
+                prompt=prompt,
+                prefix_fingerprint=prefix_fingerprint(
+                    hashes, prompt.cacheable_tokens, prompt.block_size
+                ),
+                result=result,
+                expected=expected,
+                verdict=Verdict.UNKNOWN,
+                explanation=MissExplanation(
+                    cause=f"the cache audit failed: {type(exc).__name__}: {exc}"
+                ),
+                salt=salt,
+                label=label,
+            )
+        self.records.append(record)
+        if self._sink is not None:
+            try:
+                self._sink.write(record)
+            except OSError:  # a full disk must not cost the caller the answer either
+                log.exception("request %d: could not write its record to the log", request_id)
+        return Generation(prompt=prompt, result=result, record=record)
+
+    def _audit(
+        self,
+        request_id: int,
+        prompt: BuiltPrompt,
+        result: EngineResult,
+        expected: int,
+        hashes: tuple[str, ...],
+        salt: str | None,
+        label: str | None,
+    ) -> RequestRecord:
         explanation = None
-        if template is not None:
-            explanation = self.drift.check(request_id=request_id, template=template, prompt=prompt)
+        if prompt.source is not None:
+            explanation = self.drift.check(
+                request_id=request_id, template=prompt.source, prompt=prompt
+            )
         actual = result.num_cached_tokens
         verdict = decide_verdict(
             prompt=prompt, expected=expected, actual=actual, drift=explanation is not None
@@ -301,9 +339,6 @@ class Client:
             salt=salt,
             label=label,
         )
-        self.records.append(record)
-        if self._sink is not None:
-            self._sink.write(record)
         log.debug(
             "request %d %s: %s cached of %d (expected %d)",
             request_id,
@@ -314,7 +349,7 @@ class Client:
         )
         if explanation is not None:
             log.info("request %d %s: %s", request_id, verdict.value, explanation.one_line())
-        return Generation(prompt=prompt, result=result, record=record)
+        return record
 
     def sync_kv_events(self) -> int:
         """Apply the engine's KV-cache events received so far to the mirror; returns how many."""

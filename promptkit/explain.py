@@ -65,7 +65,8 @@ class DriftDetector:
         self, *, request_id: int, template: PromptTemplate, prompt: BuiltPrompt
     ) -> MissExplanation | None:
         """Return an explanation if ``prompt`` drifted from its closest earlier sibling."""
-        seen = self._seen.setdefault(template.filename, deque(maxlen=self.history))
+        # Keyed by the template's content: every unnamed template is called "<string>".
+        seen = self._seen.setdefault(template.fingerprint, deque(maxlen=self.history))
         explanation = None
         if seen:
             shared, best_id, best = max(

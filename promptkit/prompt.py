@@ -6,9 +6,12 @@ import hashlib
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptkit.segments import Stability
+
+if TYPE_CHECKING:
+    from promptkit.template import PromptTemplate
 
 __all__ = [
     "BlockAccounting",
@@ -155,6 +158,10 @@ class BuiltPrompt:
     chat_template_fingerprint: str | None
     template_fingerprint: str
     variables: Mapping[str, Any] = field(repr=False, compare=False)
+    #: The template this prompt was rendered from, for the drift audit; ``None`` for prompts
+    #: built another way (conversations). The prompt carries it so that nothing has to find the
+    #: template again by name: two templates may share a name (every unnamed one is "<string>").
+    source: PromptTemplate | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_tokens(self) -> int:
