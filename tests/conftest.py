@@ -6,7 +6,9 @@ cache call ``fresh_engine`` (which resets the prefix cache) rather than starting
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,17 @@ from promptkit.model_store import resolve_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK_SIZE = 32
+
+
+# Tests that use these fixtures run on the real engine, whatever their module says: they belong to
+# the slow tier (``-m engine``), which `make test` runs after the fast one.
+ENGINE_FIXTURES = frozenset({"engine", "fresh_engine", "client"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +74,45 @@ def client(fresh_engine: object, tokenizer: Tokenizer) -> Iterator[Client]:
     client = Client(engine=fresh_engine, tokenizer=tokenizer)  # type: ignore[arg-type]
     yield client
     client.close()
+
+
+# -- a browser, found without root ----------------------------------------------------------
+
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+_NO_BROWSER: list[str] = []
+
+
+def find_chromium() -> str | None:
+    """A Chromium to render HTML reports with: ``$PROMPTKIT_CHROMIUM``, the PATH, or one that
+    Playwright installed for this user (``npx playwright install chromium``, no root needed)."""
+    explicit = os.environ.get("PROMPTKIT_CHROMIUM")
+    if explicit:
+        return explicit
+    for name in _BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", "~/.cache/ms-playwright")).expanduser()
+    builds = sorted(glob.glob(str(cache / "chromium-*" / "chrome-linux*" / "chrome")))
+    return builds[-1] if builds else None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    binary = find_chromium()
+    if binary is None:
+        reason = (
+            "no Chromium found: the HTML report was not rendered in a browser. Install one "
+            "(`apt-get install chromium` as root, or `npx playwright install chromium` as a user) "
+            "or point PROMPTKIT_CHROMIUM at a Chrome/Chromium binary"
+        )
+        _NO_BROWSER.append(reason)
+        pytest.skip(reason)
+    return binary
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # A skipped browser test must not pass unnoticed: say so plainly, last.
+    for reason in dict.fromkeys(_NO_BROWSER):
+        terminalreporter.write_sep("!", "NOT TESTED", yellow=True, bold=True)
+        terminalreporter.write_line(reason, yellow=True, bold=True)

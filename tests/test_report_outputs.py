@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -244,9 +243,9 @@ def test_report_usage_errors_exit_2_and_say_where(tmp_path: Path) -> None:
 # -- the HTML of the demo log, rendered by a real browser ---------------------------------------
 
 
-def _chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "headless Chromium is needed: run `make chromium` (apt-get install chromium)"
+def _chromium(
+    binary: str, tmp_path: Path, page: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     command = [
         binary,
         "--headless",
@@ -270,13 +269,15 @@ def _pixels_of(image: Image.Image, color: str) -> int:
     return sum(count for count, pixel in counts if pixel == rgb)
 
 
-def test_demo_log_html_renders_its_plots_in_headless_chromium(tmp_path: Path) -> None:
+def test_demo_log_html_renders_its_plots_in_headless_chromium(
+    tmp_path: Path, chromium: str
+) -> None:
     page = tmp_path / "out" / "report.html"
     result = runner.invoke(app, ["report", str(DEMO_LOG), "--html", str(page)])
     assert result.exit_code == EXIT_OK, result.output
     assert page.stat().st_size < 100_000
 
-    dom = _chromium(tmp_path, page, "--dump-dom").stdout
+    dom = _chromium(chromium, tmp_path, page, "--dump-dom").stdout
     for plot in ("plot-hit-ratio", "plot-ttft", "plot-segments"):
         assert re.search(rf'<svg [^>]*id="{plot}"', dom), plot
     assert len(re.findall(r'<circle class="request verdict-HIT"', dom)) == 8
@@ -286,7 +287,7 @@ def test_demo_log_html_renders_its_plots_in_headless_chromium(tmp_path: Path) ->
     assert "table_qa" in dom and "principal" in dom
 
     shot = tmp_path / "report.png"
-    _chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1000,1400")
+    _chromium(chromium, tmp_path, page, f"--screenshot={shot}", "--window-size=1000,1400")
     image = Image.open(shot)
     # Painted, not just present in the DOM: the 8 HIT dots, the cached and uncached bars.
     for color in (VERDICT_COLORS[Verdict.HIT], CACHED_COLOR, UNCACHED_COLOR):
