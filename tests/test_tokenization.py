@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,6 +62,17 @@ def test_stable_prefix_cache_hits(tokenizer: Tokenizer) -> None:
     assert extended.ends[:2] == first.ends
 
 
-def test_fingerprint_is_stable_and_tokenizer_specific(tokenizer: Tokenizer) -> None:
-    assert tokenizer.fingerprint == tokenizer.fingerprint
+def test_fingerprint_is_stable_and_tokenizer_specific(
+    tokenizer: Tokenizer, model_dir: Path, tmp_path: Path
+) -> None:
+    # Stable: an independent load of the same files gives the same value.
+    assert Tokenizer.from_dir(model_dir).fingerprint == tokenizer.fingerprint
     assert len(tokenizer.fingerprint) == 16
+    # Specific: the same tokenizer with one merge rule removed is a different tokenizer.
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):
+        shutil.copy(model_dir / name, tmp_path / name)
+    spec = json.loads((tmp_path / "tokenizer.json").read_text())
+    spec["model"]["merges"] = spec["model"]["merges"][:-1]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    changed = Tokenizer.from_dir(tmp_path)
+    assert changed.fingerprint != tokenizer.fingerprint
