@@ -16,6 +16,9 @@ Where each result field comes from:
   request is sent for this: it would cost a prefill, and move the server's prefix-cache counters
   and cache contents under the client that snapshots them.
 - ``token_ids``: vLLM's ``return_token_ids`` extension; an empty tuple on servers that ignore it.
+- ``logprobs`` (when ``SamplingSettings.logprobs`` asks): the streamed ``top_logprobs``, keyed by
+  token id through vLLM's ``return_tokens_as_token_ids`` (keys read ``"token_id:123"``); ``None``
+  when the server returns keys that are not ids.
 - ``ttft_s``: measured on the client, from sending the request to the first streamed token.
 - ``block_size``: the constructor argument, else ``vllm:cache_config_info`` on ``/metrics``.
 
@@ -29,7 +32,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,6 +61,7 @@ _START_HINT = (
     "--enable-prefix-caching --enable-prompt-tokens-details` (see docs/remote.md)"
 )
 _DETAILS_FLAG = "--enable-prompt-tokens-details"
+_TOKEN_ID_PREFIX = "token_id:"
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -210,8 +214,12 @@ class OpenAIEngine(Engine):
             extra["stop_token_ids"] = list(settings.stop_token_ids)
         if request.cache_salt is not None:
             extra["cache_salt"] = request.cache_salt
+        if settings.logprobs is not None:
+            # Candidates keyed "token_id:123" rather than by decoded text, which is ambiguous.
+            extra["return_tokens_as_token_ids"] = True
         text: list[str] = []
         token_ids: list[int] = []
+        candidates: list[dict[str, float] | None] = []
         finish_reason: str | None = None
         cached: int | None = None
         usage_seen = False
@@ -226,6 +234,7 @@ class OpenAIEngine(Engine):
                 top_p=settings.top_p,
                 seed=settings.seed,
                 stop=list(settings.stop) or None,
+                logprobs=settings.logprobs,
                 stream=True,
                 stream_options={"include_usage": True},
                 extra_body=extra,
@@ -237,6 +246,8 @@ class OpenAIEngine(Engine):
                             ttft = time.perf_counter() - started
                         text.append(choice.text)
                         token_ids.extend(getattr(choice, "token_ids", None) or ())
+                        if choice.logprobs is not None:
+                            candidates.extend(choice.logprobs.top_logprobs or ())
                         finish_reason = choice.finish_reason or finish_reason
                     if chunk.usage is not None:
                         usage_seen = True
@@ -253,6 +264,7 @@ class OpenAIEngine(Engine):
             ttft_s=ttft,
             latency_s=latency,
             timing_source="measured",
+            logprobs=_by_token_id(candidates) if settings.logprobs is not None else None,
             cached_unknown_reason=self._observe_cached(
                 reported=cached is not None, usage=usage_seen
             ),
@@ -364,3 +376,24 @@ def _counter(samples: Sequence[Sample], name: str) -> float | None:
     """Sum of a counter over its label sets; ``None`` when the server does not publish it."""
     values = [value for sample, _, value in samples if sample in (name, f"{name}_total")]
     return sum(values) if values else None
+
+
+def _by_token_id(
+    candidates: Sequence[Mapping[str, float] | None],
+) -> tuple[dict[int, float], ...] | None:
+    """``{token_id: logprob}`` per generated token from ``{"token_id:123": logprob}`` entries.
+
+    ``None`` when a key is not such an id (a server that ignores ``return_tokens_as_token_ids``):
+    decoded text cannot be mapped back to ids reliably, and a wrong id would make two outputs
+    look like a near-tie that is not.
+    """
+    parsed: list[dict[int, float]] = []
+    for position in candidates:
+        entry: dict[int, float] = {}
+        for key, logprob in (position or {}).items():
+            token = key.removeprefix(_TOKEN_ID_PREFIX)
+            if token == key or not token.isdigit():
+                return None
+            entry[int(token)] = float(logprob)
+        parsed.append(entry)
+    return tuple(parsed)
