@@ -87,35 +87,28 @@ class PrefixMetrics:
         self.requests = prom.Counter(
             "requests", "Requests by prefix-cache verdict.", ["template", "verdict"], **where
         )
-        self.prompt_tokens = prom.Counter(
-            "prompt_tokens", "Prompt tokens sent.", ["template"], **where
-        )
-        self.known_prompt_tokens = prom.Counter(
+
+        def per_template(name: str, documentation: str) -> Any:
+            return prom.Counter(name, documentation, ["template"], **where)
+
+        self.prompt_tokens = per_template("prompt_tokens", "Prompt tokens sent.")
+        self.known_prompt_tokens = per_template(
             "known_prompt_tokens",
             "Prompt tokens of requests whose cached count the engine reported: the hit ratio's "
             "denominator.",
-            ["template"],
-            **where,
         )
-        self.unknown_requests = prom.Counter(
+        self.unknown_requests = per_template(
             "unknown_requests",
             "Requests whose cached count the engine did not report (a vLLM server needs "
             "--enable-prompt-tokens-details).",
-            ["template"],
-            **where,
         )
-        self.cached_tokens = prom.Counter(
-            "cached_tokens",
-            "Prompt tokens the engine served from its prefix cache.",
-            ["template"],
-            **where,
+        self.cached_tokens = per_template(
+            "cached_tokens", "Prompt tokens the engine served from its prefix cache."
         )
-        self.expected_cached_tokens = prom.Counter(
+        self.expected_cached_tokens = per_template(
             "expected_cached_tokens",
             "Prompt tokens the client expected the engine to serve from cache, over requests "
             "whose cached count is known.",
-            ["template"],
-            **where,
         )
         self.ttft = prom.Histogram(
             "ttft_seconds",
