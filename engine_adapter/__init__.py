@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from engine_adapter._vllm_common import VLLMOptions
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import (
+    CachedTokensNotReported,
     EngineClosedError,
     EngineError,
     EngineNotInstalled,
     EngineRequestError,
     EngineStartError,
+    EngineWarning,
 )
 from engine_adapter.fake import FunctionEngine
 from engine_adapter.models import (
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncVLLMEngine",
+    "CachedTokensNotReported",
     "Engine",
     "EngineClosedError",
     "EngineError",
@@ -41,6 +44,7 @@ __all__ = [
     "EngineRequestError",
     "EngineResult",
     "EngineStartError",
+    "EngineWarning",
     "FunctionEngine",
     "OpenAIEngine",
     "PrefixCacheCounters",

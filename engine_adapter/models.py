@@ -54,7 +54,8 @@ class EngineRequest:
 class EngineResult:
     """One finished request.
 
-    ``num_cached_tokens`` is ``None`` when the engine does not report it (never a made-up ``0``).
+    ``num_cached_tokens`` is ``None`` when the engine does not report it (never a made-up ``0``);
+    ``cached_unknown_reason`` then says why and what to change, when the adapter knows.
     ``ttft_s`` is the engine's own time to first token when ``timing_source == "engine"``. With
     ``"measured"`` it is measured by the client: the time to the first streamed token for a remote
     server, or, when nothing finer exists, the wall time of the call that carried the request
@@ -72,6 +73,8 @@ class EngineResult:
     #: Per generated token, its top candidates as ``{token_id: logprob}`` (the sampled token
     #: included), when ``SamplingSettings.logprobs`` asked for them; else ``None``.
     logprobs: tuple[Mapping[int, float], ...] | None = None
+    #: Why ``num_cached_tokens`` is ``None`` and how to get it (e.g. the server flag to add).
+    cached_unknown_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,8 +10,15 @@ server with prefix caching and per-request cache reports (docs/remote.md explain
 Where each result field comes from:
 
 - ``num_cached_tokens``: ``usage.prompt_tokens_details.cached_tokens``; ``None`` when the server
-  runs without ``--enable-prompt-tokens-details``.
+  runs without ``--enable-prompt-tokens-details``. The first answer tells: when it has no cached
+  count, the engine warns once (:class:`~engine_adapter.errors.CachedTokensNotReported`, naming
+  the flag) and every such result carries the reason in ``cached_unknown_reason``. No probe
+  request is sent for this: it would cost a prefill, and move the server's prefix-cache counters
+  and cache contents under the client that snapshots them.
 - ``token_ids``: vLLM's ``return_token_ids`` extension; an empty tuple on servers that ignore it.
+- ``logprobs`` (when ``SamplingSettings.logprobs`` asks): the streamed ``top_logprobs``, keyed by
+  token id through vLLM's ``return_tokens_as_token_ids`` (keys read ``"token_id:123"``); ``None``
+  when the server returns keys that are not ids.
 - ``ttft_s``: measured on the client, from sending the request to the first streamed token.
 - ``block_size``: the constructor argument, else ``vllm:cache_config_info`` on ``/metrics``.
 
@@ -22,14 +29,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import (
+    CachedTokensNotReported,
     EngineClosedError,
     EngineError,
     EngineNotInstalled,
@@ -50,6 +60,8 @@ _START_HINT = (
     "start it with `python -m vllm.entrypoints.openai.api_server --model DIR "
     "--enable-prefix-caching --enable-prompt-tokens-details` (see docs/remote.md)"
 )
+_DETAILS_FLAG = "--enable-prompt-tokens-details"
+_TOKEN_ID_PREFIX = "token_id:"
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -108,6 +120,9 @@ class OpenAIEngine(Engine):
         self.max_concurrency = max(1, max_concurrency)
         #: Whether the server runs with prefix caching, when read from ``/metrics``.
         self.prefix_caching: bool | None = None
+        #: Whether the server reports cached tokens per request: ``None`` until its first answer.
+        self.reports_cached_tokens: bool | None = None
+        self._reports_lock = threading.Lock()
         if block_size is None:
             block_size = self._read_cache_config()
         self._block_size = block_size
@@ -199,10 +214,15 @@ class OpenAIEngine(Engine):
             extra["stop_token_ids"] = list(settings.stop_token_ids)
         if request.cache_salt is not None:
             extra["cache_salt"] = request.cache_salt
+        if settings.logprobs is not None:
+            # Candidates keyed "token_id:123" rather than by decoded text, which is ambiguous.
+            extra["return_tokens_as_token_ids"] = True
         text: list[str] = []
         token_ids: list[int] = []
+        candidates: list[dict[str, float] | None] = []
         finish_reason: str | None = None
         cached: int | None = None
+        usage_seen = False
         ttft: float | None = None
         with self._errors("completion request"):
             started = time.perf_counter()
@@ -214,6 +234,7 @@ class OpenAIEngine(Engine):
                 top_p=settings.top_p,
                 seed=settings.seed,
                 stop=list(settings.stop) or None,
+                logprobs=settings.logprobs,
                 stream=True,
                 stream_options={"include_usage": True},
                 extra_body=extra,
@@ -225,10 +246,14 @@ class OpenAIEngine(Engine):
                             ttft = time.perf_counter() - started
                         text.append(choice.text)
                         token_ids.extend(getattr(choice, "token_ids", None) or ())
+                        if choice.logprobs is not None:
+                            candidates.extend(choice.logprobs.top_logprobs or ())
                         finish_reason = choice.finish_reason or finish_reason
-                    details = chunk.usage.prompt_tokens_details if chunk.usage else None
-                    if details is not None and details.cached_tokens is not None:
-                        cached = int(details.cached_tokens)
+                    if chunk.usage is not None:
+                        usage_seen = True
+                        details = chunk.usage.prompt_tokens_details
+                        if details is not None and details.cached_tokens is not None:
+                            cached = int(details.cached_tokens)
             latency = time.perf_counter() - started
         return EngineResult(
             prompt_token_ids=request.prompt_token_ids,
@@ -239,7 +264,39 @@ class OpenAIEngine(Engine):
             ttft_s=ttft,
             latency_s=latency,
             timing_source="measured",
+            logprobs=_by_token_id(candidates) if settings.logprobs is not None else None,
+            cached_unknown_reason=self._observe_cached(
+                reported=cached is not None, usage=usage_seen
+            ),
         )
+
+    def _observe_cached(self, *, reported: bool, usage: bool) -> str | None:
+        """Learn from each answer whether the server reports cached tokens; warn on the first
+        answer that shows it does not. Returns why the count is unknown (``None``: it is known)."""
+        with self._reports_lock:
+            first = self.reports_cached_tokens is None
+            if first or reported:
+                self.reports_cached_tokens = reported
+        if reported:
+            return None
+        if usage:
+            reason = (
+                f"the vLLM server at {self.server_url} does not report cached tokens: restart it "
+                f"with {_DETAILS_FLAG} (its answers carry no usage.prompt_tokens_details)"
+            )
+        else:
+            reason = (
+                f"the server at {self.server_url} sent no usage with its answer, so no cached "
+                f"tokens: use a vLLM server, started with {_DETAILS_FLAG}"
+            )
+        if first:
+            warnings.warn(
+                f"{reason}; until then every verdict is UNKNOWN and reports cannot say how much "
+                "of each prompt was served from the prefix cache",
+                CachedTokensNotReported,
+                stacklevel=4,
+            )
+        return reason
 
     def _metrics(self, error: type[EngineError]) -> list[Sample]:
         client = self.client
@@ -319,3 +376,24 @@ def _counter(samples: Sequence[Sample], name: str) -> float | None:
     """Sum of a counter over its label sets; ``None`` when the server does not publish it."""
     values = [value for sample, _, value in samples if sample in (name, f"{name}_total")]
     return sum(values) if values else None
+
+
+def _by_token_id(
+    candidates: Sequence[Mapping[str, float] | None],
+) -> tuple[dict[int, float], ...] | None:
+    """``{token_id: logprob}`` per generated token from ``{"token_id:123": logprob}`` entries.
+
+    ``None`` when a key is not such an id (a server that ignores ``return_tokens_as_token_ids``):
+    decoded text cannot be mapped back to ids reliably, and a wrong id would make two outputs
+    look like a near-tie that is not.
+    """
+    parsed: list[dict[int, float]] = []
+    for position in candidates:
+        entry: dict[int, float] = {}
+        for key, logprob in (position or {}).items():
+            token = key.removeprefix(_TOKEN_ID_PREFIX)
+            if token == key or not token.isdigit():
+                return None
+            entry[int(token)] = float(logprob)
+        parsed.append(entry)
+    return tuple(parsed)

@@ -46,8 +46,6 @@ def print_report(client: Client, *, title: str) -> None:
     console.print(table)
     s = client.summary()
     verdicts = ", ".join(f"{v} {n}" for v, n in sorted(s.verdicts.items()))
-    console.print(
-        f"{s.requests} requests: {s.cached_tokens} of {s.prompt_tokens} prompt tokens cached "
-        f"({s.hit_ratio:.0%}; {s.expected_cached_tokens} expected) -- {verdicts}. "
-        f"Engine counters match the records: {s.counters_match}"
-    )
+    # describe() says "unknown" (and why) rather than 0% when the engine reports no cached counts.
+    console.print(s.describe(), markup=False)
+    console.print(f"Verdicts: {verdicts}. Engine counters match the records: {s.counters_match}")

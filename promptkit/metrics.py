@@ -12,18 +12,28 @@
 
 Exported series, each labelled by ``template``:
 
-==================================================  ===================================
+==================================================  ==========================================
 ``promptkit_requests_total{verdict}``               requests by verdict
-``promptkit_prompt_tokens_total``                   prompt tokens sent
+``promptkit_prompt_tokens_total``                   prompt tokens sent, every request
+``promptkit_known_prompt_tokens_total``             prompt tokens of requests whose cached
+                                                    count the engine reported
 ``promptkit_cached_tokens_total``                   tokens the engine served from cache
-``promptkit_expected_cached_tokens_total``          tokens the client expected cached
-``promptkit_ttft_seconds{cached}``                  TTFT histogram, ``cached="true"/"false"``
-==================================================  ===================================
+``promptkit_expected_cached_tokens_total``          tokens the client expected cached, over
+                                                    requests whose cached count is known
+``promptkit_unknown_requests_total``                requests whose cached count the engine did
+                                                    not report
+``promptkit_ttft_seconds{cached}``                  TTFT histogram, ``cached="true"/"false"/
+                                                    "unknown"``
+==================================================  ==========================================
 
-``cached_tokens_total / prompt_tokens_total`` is the hit ratio and ``cached / expected`` the share
-of the promise kept; alert on ``increase(promptkit_requests_total{verdict="DRIFT"}[1h]) > 0``.
-A request whose engine reported no cached count (UNKNOWN) adds to no token counter: an unknown
-count is left out, not counted as 0.
+An unknown cached count is never counted as 0: such a request adds only to ``requests``,
+``prompt_tokens``, ``unknown_requests`` and ``ttft_seconds{cached="unknown"}``. The cache counters
+(known prompt, cached, expected) all cover the same known requests, so
+``cached_tokens_total / known_prompt_tokens_total`` is the hit ratio and ``cached / expected``
+the share of the promise kept, whatever the share of unknown requests. Alert on
+``increase(promptkit_requests_total{verdict="DRIFT"}[1h]) > 0``, and on
+``increase(promptkit_unknown_requests_total[1h]) > 0``: a vLLM server started without
+``--enable-prompt-tokens-details``.
 
 ``prometheus_client`` is imported when a :class:`PrefixMetrics` is made, never at import time.
 """
@@ -77,39 +87,52 @@ class PrefixMetrics:
         self.requests = prom.Counter(
             "requests", "Requests by prefix-cache verdict.", ["template", "verdict"], **where
         )
-        self.prompt_tokens = prom.Counter(
-            "prompt_tokens", "Prompt tokens sent.", ["template"], **where
+
+        def per_template(name: str, documentation: str) -> Any:
+            return prom.Counter(name, documentation, ["template"], **where)
+
+        self.prompt_tokens = per_template("prompt_tokens", "Prompt tokens sent.")
+        self.known_prompt_tokens = per_template(
+            "known_prompt_tokens",
+            "Prompt tokens of requests whose cached count the engine reported: the hit ratio's "
+            "denominator.",
         )
-        self.cached_tokens = prom.Counter(
-            "cached_tokens",
-            "Prompt tokens the engine served from its prefix cache.",
-            ["template"],
-            **where,
+        self.unknown_requests = per_template(
+            "unknown_requests",
+            "Requests whose cached count the engine did not report (a vLLM server needs "
+            "--enable-prompt-tokens-details).",
         )
-        self.expected_cached_tokens = prom.Counter(
+        self.cached_tokens = per_template(
+            "cached_tokens", "Prompt tokens the engine served from its prefix cache."
+        )
+        self.expected_cached_tokens = per_template(
             "expected_cached_tokens",
-            "Prompt tokens the client expected the engine to serve from cache.",
-            ["template"],
-            **where,
+            "Prompt tokens the client expected the engine to serve from cache, over requests "
+            "whose cached count is known.",
         )
         self.ttft = prom.Histogram(
             "ttft_seconds",
-            "Time to first token, by whether any prompt token was served from cache.",
+            "Time to first token, by whether any prompt token was served from cache "
+            '("unknown" when the engine did not say).',
             ["template", "cached"],
             buckets=TTFT_BUCKETS,
             **where,
         )
 
     def observe(self, record: RequestRecord) -> None:
-        """Count one request."""
+        """Count one request; an unknown cached count adds to no cache counter."""
         template = record.template
         self.requests.labels(template=template, verdict=record.verdict.value).inc()
         self.prompt_tokens.labels(template=template).inc(record.prompt_tokens)
-        self.expected_cached_tokens.labels(template=template).inc(record.expected_cached_tokens)
-        if record.cached_tokens is not None:
+        if record.cached_tokens is None:
+            self.unknown_requests.labels(template=template).inc()
+            cached = "unknown"
+        else:
+            self.known_prompt_tokens.labels(template=template).inc(record.prompt_tokens)
             self.cached_tokens.labels(template=template).inc(record.cached_tokens)
+            self.expected_cached_tokens.labels(template=template).inc(record.expected_cached_tokens)
+            cached = "true" if record.cached_tokens > 0 else "false"
         if record.ttft_s is not None:
-            cached = "true" if (record.cached_tokens or 0) > 0 else "false"
             self.ttft.labels(template=template, cached=cached).observe(record.ttft_s)
 
     def observe_all(self, records: Iterable[RequestRecord]) -> None:

@@ -4,8 +4,11 @@ Each chart function takes records and returns one ``<svg>`` element as a string,
 stays a single file that opens anywhere, offline. Every piece of text that comes from a record
 (template and segment names, labels) is escaped here; callers embed the result as it is.
 
-Requests are "cached" when the engine served at least one cached token, and "uncached" otherwise,
-the same split :func:`promptkit.report.summarize` uses for its TTFT medians.
+Requests are "cached" when the engine served at least one cached token, and "uncached" when it
+reported none, the same split :func:`promptkit.report.summarize` uses for its TTFT medians. A
+request whose cached count the engine did not report is neither, and is never drawn as a zero:
+the hit-ratio plot marks it with a dashed line instead of a dot, the TTFT plot puts it in a group
+of its own, and the segment plot averages cached tokens over the known requests only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ VERDICT_COLORS: dict[str, str] = {
 }
 CACHED_COLOR = "#1565c0"
 UNCACHED_COLOR = "#ef6c00"
+UNKNOWN_COLOR = "#90a4ae"
 _INK = "#333"
 _GRID = "#e0e0e0"
 
@@ -57,10 +61,14 @@ def _f(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _text(x: float, y: float, text: str, *, anchor: str = "middle", size: int = 11) -> str:
+def _text(
+    x: float, y: float, text: str, *, anchor: str = "middle", size: int = 11, halo: bool = False
+) -> str:
+    # A white halo keeps text readable on top of marks.
+    outline = ' stroke="#fff" stroke-width="4" paint-order="stroke"' if halo else ""
     return (
         f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}" font-size="{size}" '
-        f'fill="{_INK}">{escape(text)}</text>'
+        f'fill="{_INK}"{outline}>{escape(text)}</text>'
     )
 
 
@@ -127,25 +135,39 @@ def _axes(
     return parts
 
 
-def _legend(frame: _Frame, items: Sequence[tuple[str, str]]) -> list[str]:
-    """Swatches in the top margin, left to right: (colour, label)."""
+def _legend(
+    frame: _Frame, items: Sequence[tuple[str, str]], *, dashed: str | None = None
+) -> list[str]:
+    """Swatches in the top margin, left to right: (colour, label); the item labelled ``dashed``
+    gets a dashed line for a swatch, like the marks it stands for."""
     parts, x = [], frame.left
     for color, label in items:
-        parts.append(f'<rect x="{_f(x)}" y="10" width="10" height="10" fill="{color}"/>')
+        if label == dashed:
+            parts.append(
+                f'<line x1="{_f(x + 5)}" x2="{_f(x + 5)}" y1="8" y2="22" stroke="{color}" '
+                'stroke-width="1.5" stroke-dasharray="3 2"/>'
+            )
+        else:
+            parts.append(f'<rect x="{_f(x)}" y="10" width="10" height="10" fill="{color}"/>')
         parts.append(_text(x + 14, 19, label, anchor="start"))
-        x += 24 + 6.5 * len(label)
+        # Capitals (the verdicts) are wider than the average character at this font size.
+        x += 24 + sum(8.0 if c.isupper() else 6.2 for c in label)
     return parts
 
 
-def _is_cached(record: RequestRecord) -> bool:
-    return (record.cached_tokens or 0) > 0
+def _cache_group(record: RequestRecord) -> str:
+    if record.cached_tokens is None:
+        return "unknown"
+    return "cached" if record.cached_tokens > 0 else "uncached"
 
 
 def hit_ratio_svg(records: Sequence[RequestRecord]) -> str:
     """Per-request hit ratio (dots coloured by verdict), what was expected, and the running total.
 
-    The running total is cumulative cached tokens over cumulative prompt tokens: the number a
-    warm cache should push up and a regression pulls down.
+    The running total is cumulative cached tokens over cumulative prompt tokens of the requests
+    with a known count: the number a warm cache should push up and a regression pulls down. A
+    request with an unknown count gets a dashed vertical line in place of a dot, so it reads as
+    "no value here" rather than as a miss.
     """
     title = "Prefix-cache hit ratio over requests"
     if not records:
@@ -170,36 +192,48 @@ def hit_ratio_svg(records: Sequence[RequestRecord]) -> str:
     for i, record in enumerate(records):
         x = frame.x((i + 0.5) / n)
         prompt = max(1, record.prompt_tokens)
-        cached_total += record.cached_tokens or 0
-        prompt_total += prompt
-        running.append(f"{_f(x)},{_f(frame.y(cached_total / prompt_total))}")
         expected_y = frame.y(min(1.0, record.expected_cached_tokens / prompt))
         parts.append(
             f'<line class="expected" x1="{_f(x - half)}" x2="{_f(x + half)}" '
             f'y1="{_f(expected_y)}" y2="{_f(expected_y)}" stroke="{_INK}" stroke-width="2"/>'
         )
         cached = "unknown" if record.cached_tokens is None else str(record.cached_tokens)
-        tip = (
+        tip = escape(
             f"#{record.request_id} {record.template} {record.label or ''}: {record.verdict.value},"
             f" {cached} of {record.prompt_tokens} cached, {record.expected_cached_tokens} expected"
         )
         color = VERDICT_COLORS[record.verdict]
-        fill = "none" if record.cached_tokens is None else color
-        ratio = (record.cached_tokens or 0) / prompt
+        if record.cached_tokens is None:
+            dots.append(
+                f'<line class="unknown verdict-{record.verdict.value}" x1="{_f(x)}" x2="{_f(x)}" '
+                f'y1="{_f(frame.y(0))}" y2="{_f(frame.y(1))}" stroke="{color}" '
+                f'stroke-width="1.5" stroke-dasharray="3 3"><title>{tip}</title></line>'
+            )
+            continue
+        cached_total += record.cached_tokens
+        prompt_total += prompt
+        running.append(f"{_f(x)},{_f(frame.y(cached_total / prompt_total))}")
+        ratio = record.cached_tokens / prompt
         dots.append(
             f'<circle class="request verdict-{record.verdict.value}" cx="{_f(x)}" '
-            f'cy="{_f(frame.y(min(1.0, ratio)))}" r="{radius}" fill="{fill}" stroke="{color}">'
-            f"<title>{escape(tip)}</title></circle>"
+            f'cy="{_f(frame.y(min(1.0, ratio)))}" r="{radius}" fill="{color}" stroke="{color}">'
+            f"<title>{tip}</title></circle>"
         )
-    parts.append(
-        f'<polyline class="cumulative" points="{" ".join(running)}" fill="none" '
-        f'stroke="{CACHED_COLOR}" stroke-width="2"/>'
-    )
+    if running:
+        parts.append(
+            f'<polyline class="cumulative" points="{" ".join(running)}" fill="none" '
+            f'stroke="{CACHED_COLOR}" stroke-width="2"/>'
+        )
     parts += dots
+    if not running:
+        why = "the engine reported no cached count for any request: no hit ratio to plot"
+        parts.append(_text(frame.x(0.5), frame.y(0.6), why, size=12, halo=True))
     present = [v for v in Verdict if any(r.verdict is v for r in records)]
     legend = [(VERDICT_COLORS[v], v.value) for v in present]
-    legend += [(CACHED_COLOR, "cumulative"), (_INK, "expected")]
-    parts += _legend(frame, legend)
+    legend += [(CACHED_COLOR, "cumulative")] if running else []
+    legend += [(_INK, "expected")]
+    # An UNKNOWN request is drawn as a dashed line, and so is its legend swatch.
+    parts += _legend(frame, legend, dashed=Verdict.UNKNOWN.value)
     return _svg(frame, parts, plot_id="plot-hit-ratio", title=title)
 
 
@@ -211,14 +245,16 @@ def ttft_svg(records: Sequence[RequestRecord]) -> str:
     """Histogram of time to first token, cached vs uncached, on a log axis with both medians.
 
     The axis is logarithmic because a hit and a miss differ by a factor, not by an offset: on a
-    linear axis every cached request would fall into the first bin.
+    linear axis every cached request would fall into the first bin. Requests whose cached count
+    is unknown form a third group, without a median: they may be either.
     """
     title = "Time to first token, cached vs uncached"
-    groups = {
-        "uncached": [r.ttft_s for r in records if r.ttft_s and not _is_cached(r)],
-        "cached": [r.ttft_s for r in records if r.ttft_s and _is_cached(r)],
-    }
-    values = groups["uncached"] + groups["cached"]
+    found: dict[str, list[float]] = {"uncached": [], "cached": [], "unknown": []}
+    for record in records:
+        if record.ttft_s:
+            found[_cache_group(record)].append(record.ttft_s)
+    groups = {name: group for name, group in found.items() if group}
+    values = [value for group in groups.values() for value in group]
     if not values:
         return _empty("plot-ttft", title, "no request in this log has a TTFT")
     lo, hi = math.log10(min(values)), math.log10(max(values))
@@ -248,8 +284,8 @@ def ttft_svg(records: Sequence[RequestRecord]) -> str:
     parts = _axes(
         frame, x_ticks=x_ticks, y_ticks=y_ticks, x_title="TTFT (log scale)", y_title="requests"
     )
-    bar = (frame.x(1) - frame.x(0)) / bins / 2
-    colors = {"uncached": UNCACHED_COLOR, "cached": CACHED_COLOR}
+    bar = (frame.x(1) - frame.x(0)) / bins / len(groups)
+    colors = {"uncached": UNCACHED_COLOR, "cached": CACHED_COLOR, "unknown": UNKNOWN_COLOR}
     for offset, name in enumerate(groups):
         for i, count in enumerate(counts[name]):
             if not count:
@@ -265,7 +301,8 @@ def ttft_svg(records: Sequence[RequestRecord]) -> str:
             )
     legend = []
     for name, group in groups.items():
-        if not group:
+        if name == "unknown":
+            legend.append((colors[name], f"cached count unknown ({len(group)})"))
             continue
         median = statistics.median(group)
         x = frame.x(fraction(median))
@@ -284,17 +321,36 @@ def ttft_svg(records: Sequence[RequestRecord]) -> str:
 
 @dataclass(slots=True)
 class _SegmentTotals:
+    """One segment's sums over a template's requests; cached tokens over the known ones only."""
+
     stability: str
     tokens: int = 0
-    cached: int = 0
     requests: int = 0
+    known_tokens: int = 0
+    known_cached: int = 0
+    known_requests: int = 0
+
+    def label(self) -> str:
+        mean = self.tokens / self.requests
+        if not self.known_requests:
+            return f"{mean:.0f} tokens, cached unknown"
+        cached = self.known_cached / self.known_requests
+        known = self.known_tokens / self.known_requests
+        text = f"{cached:.0f} of {known:.0f} tokens cached ({self.share:.0%})"
+        unknown = self.requests - self.known_requests
+        return f"{text}; {unknown} unknown" if unknown else text
+
+    @property
+    def share(self) -> float:
+        return self.known_cached / self.known_tokens if self.known_tokens else 0.0
 
 
 def segments_svg(records: Sequence[RequestRecord]) -> str:
     """For each template's segments: mean tokens per request, and how many of them were cached.
 
     Bars are scaled to the largest segment of the same template, so a 100-token template is as
-    readable as a 2,000-token one; the numbers on the right are absolute.
+    readable as a 2,000-token one; the numbers on the right are absolute. The cached share is
+    over the requests with a known count; a segment with none gets no cached bar at all.
     """
     title = "Segment breakdown: mean tokens per request, cached part filled"
     table: dict[str, dict[str, _SegmentTotals]] = {}
@@ -304,14 +360,19 @@ def segments_svg(records: Sequence[RequestRecord]) -> str:
                 seg.name, _SegmentTotals(stability=seg.stability)
             )
             totals.tokens += seg.tokens
-            totals.cached += seg.cached_tokens
             totals.requests += 1
+            # The record decides: logs from before SegmentHit.cached_tokens could be None hold
+            # a 0 there for requests whose count was unknown.
+            if record.cached_tokens is not None and seg.cached_tokens is not None:
+                totals.known_tokens += seg.tokens
+                totals.known_cached += seg.cached_tokens
+                totals.known_requests += 1
     if not table:
         return _empty("plot-segments", title, "no segments in this log")
     rows = sum(len(segments) for segments in table.values())
     row_h, head_h = 22.0, 22.0
     height = 34 + rows * row_h + len(table) * head_h + 10
-    frame = _Frame(height=height, left=210, right=230, bottom=10)
+    frame = _Frame(height=height, left=210, right=250, bottom=10)
     full = frame.x(1) - frame.x(0)
     parts = _legend(frame, [(CACHED_COLOR, "cached"), ("#cfd8dc", "not cached")])
     y = frame.top
@@ -321,9 +382,7 @@ def segments_svg(records: Sequence[RequestRecord]) -> str:
         largest = max(t.tokens / t.requests for t in segments.values())
         for name, totals in segments.items():
             mean = totals.tokens / totals.requests
-            mean_cached = totals.cached / totals.requests
             width = full * mean / largest if largest else 0.0
-            share = mean_cached / mean if mean else 0.0
             parts.append(
                 _text(
                     frame.left - 8, y + 15, _clip(f"{name} ({totals.stability})", 30), anchor="end"
@@ -333,12 +392,13 @@ def segments_svg(records: Sequence[RequestRecord]) -> str:
                 f'<rect class="segment" x="{_f(frame.x(0))}" y="{_f(y + 4)}" '
                 f'width="{_f(width)}" height="14" fill="#cfd8dc"/>'
             )
-            parts.append(
-                f'<rect class="segment-cached" x="{_f(frame.x(0))}" y="{_f(y + 4)}" '
-                f'width="{_f(width * share)}" height="14" fill="{CACHED_COLOR}">'
-                f"<title>{escape(f'{template} / {name}: {share:.0%} cached')}</title></rect>"
-            )
-            label = f"{mean_cached:.0f} of {mean:.0f} tokens cached ({share:.0%})"
-            parts.append(_text(frame.x(1) + 8, y + 15, label, anchor="start"))
+            if totals.known_requests:
+                tip = escape(f"{template} / {name}: {totals.share:.0%} cached")
+                parts.append(
+                    f'<rect class="segment-cached" x="{_f(frame.x(0))}" y="{_f(y + 4)}" '
+                    f'width="{_f(width * totals.share)}" height="14" fill="{CACHED_COLOR}">'
+                    f"<title>{tip}</title></rect>"
+                )
+            parts.append(_text(frame.x(1) + 8, y + 15, totals.label(), anchor="start"))
             y += row_h
     return _svg(frame, parts, plot_id="plot-segments", title=title)

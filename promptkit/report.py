@@ -14,6 +14,11 @@ DRIFT            the prompt shares less with the closest earlier prompt from the
                  than its stable segments promise: something volatile reached a stable segment
 UNKNOWN          the engine did not report cached tokens
 ================ =========================================================================
+
+An unknown cached count is ``None`` everywhere, never ``0``: a record keeps it (with the
+engine's reason in ``cached_unknown_reason``), and summaries compute hit ratios over the requests
+whose count is known, next to how many are unknown (``hit ratio 61.2% over 40 of 52 requests;
+12 unknown``). When none is known the ratio is ``None``, shown as "unknown", never as 0%.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from engine_adapter import EngineResult, PrefixCacheCounters
 from promptkit.prompt import BuiltPrompt
 
 __all__ = [
+    "UNKNOWN_CACHED_HINT",
+    "CacheTotals",
     "MissExplanation",
     "RequestRecord",
     "RunSummary",
@@ -45,6 +52,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Why a cached count is unknown when the engine did not say: by far the most common cause.
+UNKNOWN_CACHED_HINT = (
+    "the engine reported no cached-token count; a vLLM OpenAI server reports it only when "
+    "started with --enable-prompt-tokens-details: restart the server with that flag"
+)
+
 
 class Verdict(enum.StrEnum):
     HIT = "HIT"
@@ -56,14 +69,14 @@ class Verdict(enum.StrEnum):
 
 
 class SegmentHit(BaseModel):
-    """Cached tokens that fell inside one segment."""
+    """Cached tokens that fell inside one segment (``None`` when the engine did not say)."""
 
     model_config = ConfigDict(frozen=True)
 
     name: str
     stability: str
     tokens: int
-    cached_tokens: int
+    cached_tokens: int | None
 
 
 class MissExplanation(BaseModel):
@@ -116,6 +129,9 @@ class RequestRecord(BaseModel):
     cacheable_tokens: int
     expected_cached_tokens: int
     cached_tokens: int | None
+    cached_unknown_reason: str | None = Field(
+        default=None, description="why cached_tokens is None, and how to make it known"
+    )
     block_size: int
     hit_ratio: float | None = Field(description="cached / prompt tokens")
     ttft_s: float | None
@@ -153,13 +169,14 @@ def decide_verdict(
 
 
 def segment_hits(prompt: BuiltPrompt, cached: int | None) -> list[SegmentHit]:
-    hit = cached or 0
     return [
         SegmentHit(
             name=span.name,
             stability=span.stability.label,
             tokens=span.tokens,
-            cached_tokens=max(0, min(hit, span.token_end) - span.token_start),
+            cached_tokens=(
+                None if cached is None else max(0, min(cached, span.token_end) - span.token_start)
+            ),
         )
         for span in prompt.segments
     ]
@@ -187,6 +204,9 @@ def make_record(
         cacheable_tokens=prompt.cacheable_tokens,
         expected_cached_tokens=expected,
         cached_tokens=cached,
+        cached_unknown_reason=(
+            None if cached is not None else result.cached_unknown_reason or UNKNOWN_CACHED_HINT
+        ),
         block_size=prompt.block_size,
         hit_ratio=None if cached is None else cached / max(1, prompt.total_tokens),
         ttft_s=result.ttft_s,
@@ -238,17 +258,41 @@ def read_records(path: str | Path) -> list[RequestRecord]:
     return records
 
 
-class TemplateSummary(BaseModel):
-    template: str
+class CacheTotals(BaseModel):
+    """Totals over a group of requests, with the cached counts the engine did not report apart.
+
+    Hit ratios are over the ``known_requests`` only: an unknown count is not a zero. The ratios
+    are ``None`` when no request of the group has a known count.
+    """
+
     requests: int
-    prompt_tokens: int
-    cached_tokens: int
-    expected_cached_tokens: int
-    hit_ratio: float
-    hit_vs_expected: float | None
+    known_requests: int = Field(description="requests whose cached count the engine reported")
+    unknown_requests: int = Field(description="requests whose cached count is unknown (null)")
+    prompt_tokens: int = Field(description="prompt tokens of all requests")
+    known_prompt_tokens: int = Field(description="prompt tokens of the known requests")
+    cached_tokens: int | None = Field(description="sum over the known requests; null if none")
+    expected_cached_tokens: int = Field(description="what the client expected, all requests")
+    known_expected_cached_tokens: int = Field(description="what it expected of the known ones")
+    hit_ratio: float | None = Field(description="cached_tokens / known_prompt_tokens")
+    hit_vs_expected: float | None = Field(description="cached / known_expected_cached_tokens")
+    verdicts: dict[str, int]
+
+    def hit_ratio_text(self) -> str:
+        """``61.2%``, ``61.2% over 40 of 52 requests; 12 unknown``, or ``unknown``."""
+        if self.hit_ratio is None:
+            return "unknown"
+        if not self.unknown_requests:
+            return f"{self.hit_ratio:.1%}"
+        return (
+            f"{self.hit_ratio:.1%} over {self.known_requests} of {self.requests} requests; "
+            f"{self.unknown_requests} unknown"
+        )
+
+
+class TemplateSummary(CacheTotals):
+    template: str
     ttft_cached_p50_s: float | None
     ttft_uncached_p50_s: float | None
-    verdicts: dict[str, int]
     top_causes: list[tuple[str, int]]
 
 
@@ -257,18 +301,40 @@ class PrefixCacheCountersModel(BaseModel):
     hits: int
 
 
-class RunSummary(BaseModel):
-    """Totals over a run, per template, and the engine counter cross-check."""
+class RunSummary(CacheTotals):
+    """Totals over a run, per template, and the engine counter cross-check.
 
-    requests: int
-    prompt_tokens: int
-    cached_tokens: int
-    expected_cached_tokens: int
-    hit_ratio: float
-    verdicts: dict[str, int]
+    ``counters_match`` is ``None`` when there were no engine counters, or when records with an
+    unknown count make the check impossible; ``counters_note`` then says why.
+    """
+
     templates: list[TemplateSummary]
+    unknown_reason: str | None = Field(
+        default=None, description="why some cached counts are unknown, and the fix"
+    )
     engine_counters: PrefixCacheCountersModel | None = None
     counters_match: bool | None = None
+    counters_note: str | None = None
+
+    def describe(self) -> str:
+        """One sentence for people: requests, hit ratio, what is unknown and why."""
+        if not self.requests:
+            return "0 requests."
+        if self.hit_ratio is None:
+            return (
+                f"{self.requests} requests: hit ratio unknown, no request has a known cached "
+                f"count: {self.unknown_reason}."
+            )
+        text = (
+            f"{self.requests} requests: {self.cached_tokens} of {self.known_prompt_tokens} prompt "
+            f"tokens served from the prefix cache, hit ratio {self.hit_ratio_text()}"
+        )
+        if self.unknown_requests:
+            return f"{text}: {self.unknown_reason}."
+        return f"{text}; {self.expected_cached_tokens} expected."
+
+    def __str__(self) -> str:
+        return self.describe()
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -279,27 +345,84 @@ def _median(values: Sequence[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _ratio(numerator: int | None, denominator: int) -> float | None:
+    return None if numerator is None or denominator <= 0 else numerator / denominator
+
+
+def _totals(records: Sequence[RequestRecord]) -> CacheTotals:
+    """Totals of ``records``: known cached counts summed, unknown ones counted apart."""
+    known = [r for r in records if r.cached_tokens is not None]
+    cached = sum(r.cached_tokens or 0 for r in known) if known else None
+    known_prompt = sum(r.prompt_tokens for r in known)
+    known_expected = sum(r.expected_cached_tokens for r in known)
+    return CacheTotals(
+        requests=len(records),
+        known_requests=len(known),
+        unknown_requests=len(records) - len(known),
+        prompt_tokens=sum(r.prompt_tokens for r in records),
+        known_prompt_tokens=known_prompt,
+        cached_tokens=cached,
+        expected_cached_tokens=sum(r.expected_cached_tokens for r in records),
+        hit_ratio=_ratio(cached, known_prompt),
+        known_expected_cached_tokens=known_expected,
+        hit_vs_expected=_ratio(cached, known_expected),
+        verdicts=dict(Counter(r.verdict.value for r in records)),
+    )
+
+
 def _template_summary(name: str, records: list[RequestRecord]) -> TemplateSummary:
-    prompt = sum(r.prompt_tokens for r in records)
-    cached = sum(r.cached_tokens or 0 for r in records)
-    expected = sum(r.expected_cached_tokens for r in records)
     causes = Counter(r.explanation.cause for r in records if r.explanation is not None)
+    # A request with an unknown count is neither cached nor uncached: it is in neither median.
+    cached: list[float] = []
+    uncached: list[float] = []
+    for r in records:
+        if r.ttft_s is not None and r.cached_tokens is not None:
+            (cached if r.cached_tokens > 0 else uncached).append(r.ttft_s)
     return TemplateSummary(
         template=name,
-        requests=len(records),
-        prompt_tokens=prompt,
-        cached_tokens=cached,
-        expected_cached_tokens=expected,
-        hit_ratio=cached / prompt if prompt else 0.0,
-        hit_vs_expected=cached / expected if expected else None,
-        ttft_cached_p50_s=_median(
-            [r.ttft_s for r in records if r.ttft_s is not None and (r.cached_tokens or 0) > 0]
-        ),
-        ttft_uncached_p50_s=_median(
-            [r.ttft_s for r in records if r.ttft_s is not None and not r.cached_tokens]
-        ),
-        verdicts=dict(Counter(r.verdict.value for r in records)),
+        **dict(_totals(records)),
+        ttft_cached_p50_s=_median(cached),
+        ttft_uncached_p50_s=_median(uncached),
         top_causes=causes.most_common(5),
+    )
+
+
+def _unknown_reason(records: Sequence[RequestRecord]) -> str | None:
+    reasons = Counter(
+        r.cached_unknown_reason or UNKNOWN_CACHED_HINT for r in records if r.cached_tokens is None
+    )
+    return reasons.most_common(1)[0][0] if reasons else None
+
+
+def _cross_check(
+    counters: PrefixCacheCountersModel, totals: CacheTotals
+) -> tuple[bool | None, str]:
+    """Compare the engine's hit tokens with the records', as far as the records are known.
+
+    The engine counts the hits of every request, known to the records or not. So with unknown
+    records only one direction is sound: fewer engine hits than the known records alone sum to
+    is a real mismatch; more may be the unknown requests' hits, and proves nothing either way.
+    """
+    hits, cached = counters.hits, totals.cached_tokens or 0
+    counted = f"the engine counted {hits} prefix-cache hit tokens (of {counters.queries} queried)"
+    if not totals.unknown_requests:
+        if hits == cached:
+            return True, f"{counted}, the records sum to the same"
+        return False, f"{counted}, the records sum to {cached}"
+    if hits < cached:
+        return False, (
+            f"{counted}, fewer than the {cached} that the {totals.known_requests} requests with "
+            "a known cached count alone sum to"
+        )
+    known = (
+        f"; the {totals.known_requests} known requests account for {cached} of them"
+        if totals.known_requests
+        else ""
+    )
+    return None, (
+        f"cannot cross-check: the cached count of {totals.unknown_requests} of "
+        f"{totals.requests} requests is unknown, and the engine's {hits} prefix-cache hit tokens "
+        f"(of {counters.queries} queried) include their hits{known}"
     )
 
 
@@ -312,33 +435,30 @@ def summarize(
     """Summarize records; with engine counters, check that the hits add up.
 
     ``counters_baseline`` is the counter snapshot taken before the first record, so that
-    requests sent outside this client before it started do not count.
+    requests sent outside this client before it started do not count. Records whose cached
+    count is unknown count in ``unknown_requests``, never as 0 hits; with any of them the
+    engine counters can only show a mismatch, not a match (see ``counters_note``).
     """
     items = list(records)
     by_template: dict[str, list[RequestRecord]] = {}
     for record in items:
         by_template.setdefault(record.template, []).append(record)
-    prompt = sum(r.prompt_tokens for r in items)
-    cached = sum(r.cached_tokens or 0 for r in items)
+    totals = _totals(items)
+    reason = _unknown_reason(items)
     counters_model = None
-    match = None
+    match = note = None
     if counters is not None:
         hits = counters.hits - (counters_baseline.hits if counters_baseline else 0)
         queries = counters.queries - (counters_baseline.queries if counters_baseline else 0)
         counters_model = PrefixCacheCountersModel(queries=queries, hits=hits)
-        match = hits == cached
-        if not match:
-            log.warning(
-                "engine counted %d prefix-cache hit tokens, records sum to %d", hits, cached
-            )
+        match, note = _cross_check(counters_model, totals)
+        if match is False:
+            log.warning("prefix-cache counters disagree: %s", note)
     return RunSummary(
-        requests=len(items),
-        prompt_tokens=prompt,
-        cached_tokens=cached,
-        expected_cached_tokens=sum(r.expected_cached_tokens for r in items),
-        hit_ratio=cached / prompt if prompt else 0.0,
-        verdicts=dict(Counter(r.verdict.value for r in items)),
+        **dict(totals),
         templates=[_template_summary(name, recs) for name, recs in by_template.items()],
+        unknown_reason=reason,
         engine_counters=counters_model,
         counters_match=match,
+        counters_note=note,
     )

@@ -29,6 +29,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0; } figcaption { color: #555; font-size: .9em; max-width: 760px; }
 td.verdicts { white-space: nowrap; }
 dt { font-weight: 600; margin-top: .4em; } .muted { color: #777; }
+.unknown { color: #ad1457; font-weight: 600; }
 """
 
 _VERDICT_MEANING = {
@@ -43,12 +44,15 @@ _VERDICT_MEANING = {
         "the prompt shares less with the closest earlier prompt of its template than its stable "
         "segments promise: something volatile reached a stable segment"
     ),
-    Verdict.UNKNOWN: "the engine did not report cached tokens",
+    Verdict.UNKNOWN: (
+        "the engine did not report cached tokens; this is not a miss, and hit ratios leave it out "
+        "(a vLLM server reports them when started with --enable-prompt-tokens-details)"
+    ),
 }
 
 
-def _num(value: float | int | None, spec: str = "") -> str:
-    return '<td class="num">' + ("-" if value is None else format(value, spec)) + "</td>"
+def _num(value: float | int | None, spec: str = "", *, missing: str = "-") -> str:
+    return '<td class="num">' + (missing if value is None else format(value, spec)) + "</td>"
 
 
 def _verdict(verdict: str) -> str:
@@ -79,6 +83,7 @@ def _templates_table(summary: RunSummary) -> str:
         cells = [
             f"<td>{name}</td>",
             f'<td class="num">{row.requests}</td>',
+            f'<td class="num">{row.unknown}</td>',
             f'<td class="verdicts">{_verdict_counts(row.verdicts)}</td>',
         ]
         cells += [f'<td class="num">{cell}</td>' for cell in row.numbers]
@@ -94,16 +99,16 @@ def _counters(summary: RunSummary) -> str:
             '<p id="counters" class="muted">Engine counters: not given (pass '
             "<code>--engine-hits</code> to cross-check the records).</p>"
         )
-    verdict = (
-        '<span class="good">match</span>'
-        if summary.counters_match
-        else '<span class="bad">MISMATCH: records and engine disagree</span>'
-    )
-    return (
-        f'<p id="counters">Engine prefix-cache counters: {counters.hits} hit tokens of '
-        f"{counters.queries} queried; the records sum to {summary.cached_tokens} cached tokens: "
-        f"{verdict}.</p>"
-    )
+    if summary.counters_match:
+        return (
+            f'<p id="counters">Engine prefix-cache counters: {counters.hits} hit tokens of '
+            f"{counters.queries} queried; the records sum to {summary.cached_tokens} cached "
+            'tokens: <span class="good">match</span>.</p>'
+        )
+    note = escape(summary.counters_note or "")
+    if summary.counters_match is False:
+        return f'<p id="counters"><span class="bad">MISMATCH</span>: {note}.</p>'
+    return f'<p id="counters">Engine counters: <span class="unknown">{note}</span>.</p>'
 
 
 def _causes_table(summary: RunSummary) -> str:
@@ -128,7 +133,7 @@ def _requests_table(records: Sequence[RequestRecord]) -> str:
                 f"<td>{_verdict(r.verdict.value)}</td>",
                 _num(r.prompt_tokens),
                 _num(r.expected_cached_tokens),
-                _num(r.cached_tokens),
+                _num(r.cached_tokens, missing="unknown"),
                 _num(r.ttft_s, ".3f"),
                 f"<td>{escape(r.explanation.one_line()) if r.explanation else ''}</td>",
             ]
@@ -159,11 +164,10 @@ def render_html(*, records: Sequence[RequestRecord], summary: RunSummary, source
         for v, meaning in _VERDICT_MEANING.items()
     )
     title = "promptkit report" + (f" — {source}" if source else "")
+    unknown = ' class="unknown"' if summary.unknown_requests else ""
     body = [
         f"<h1>{escape(title)}</h1>",
-        f"<p>{summary.requests} requests, {summary.cached_tokens} of {summary.prompt_tokens} "
-        f"prompt tokens served from the prefix cache ({summary.hit_ratio:.1%}); "
-        f"{summary.expected_cached_tokens} expected.</p>",
+        f'<p id="totals"{unknown}>{escape(summary.describe())}</p>',
         _counters(summary),
         "<h2>Per template</h2>",
         _templates_table(summary),
@@ -171,17 +175,20 @@ def render_html(*, records: Sequence[RequestRecord], summary: RunSummary, source
         _figure(
             hit_ratio_svg(records),
             "Each dot is one request's cached share of its prompt, coloured by verdict; the dash "
-            "is what the client expected; the line is the running total.",
+            "is what the client expected; the line is the running total. A dashed vertical line "
+            "is a request whose cached count the engine did not report: unknown, not zero.",
         ),
         _figure(
             ttft_svg(records),
             "Time to first token of requests that hit the cache (at least one cached token) and "
-            "of those that did not; dashed lines are the medians.",
+            "of those that did not; dashed lines are the medians. Requests whose cached count is "
+            "unknown, if any, are a third group.",
         ),
         _figure(
             segments_svg(records),
             "Mean tokens per request of each template segment, and the part served from cache. "
-            "Static segments should fill up once the cache is warm; request segments never do.",
+            "Static segments should fill up once the cache is warm; request segments never do. "
+            "Cached shares are over the requests whose cached count is known.",
         ),
         "<h2>Top causes of misses</h2>",
         _causes_table(summary),

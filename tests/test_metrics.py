@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from engine_adapter import FunctionEngine
-from promptkit import Client, ConfigError, PromptTemplate, Tokenizer, Verdict, read_records
+from engine_adapter import EngineRequest, EngineResult, FunctionEngine
+from promptkit import (
+    Client,
+    ConfigError,
+    PromptTemplate,
+    Tokenizer,
+    Verdict,
+    read_records,
+    summarize,
+)
 from promptkit.metrics import PrefixMetrics
 
 DEMO_LOG = Path(__file__).parent / "data" / "demo_log.jsonl"
@@ -52,8 +60,20 @@ def test_counters_add_up_to_the_records_of_a_demo_log() -> None:
 def test_a_client_request_with_an_unknown_cached_count_adds_no_cached_tokens(
     tokenizer: Tokenizer,
 ) -> None:
-    # FunctionEngine reports no cached count, as an engine without prefix-cache stats would.
-    engine = FunctionEngine(lambda request: "ok")
+    # As a vLLM server without --enable-prompt-tokens-details answers: no cached count.
+    def respond(request: EngineRequest) -> EngineResult:
+        return EngineResult(
+            prompt_token_ids=request.prompt_token_ids,
+            num_cached_tokens=None,
+            text="ok",
+            token_ids=(),
+            finish_reason="stop",
+            ttft_s=0.2,
+            latency_s=0.3,
+            timing_source="measured",
+            cached_unknown_reason="restart the server with --enable-prompt-tokens-details",
+        )
+
     template = PromptTemplate.from_string(
         "{% vars q=request %}{% segment system static %}Be brief.{% endsegment %}"
         "{% segment q request %}{{ q }}{% endsegment %}",
@@ -61,14 +81,51 @@ def test_a_client_request_with_an_unknown_cached_count_adds_no_cached_tokens(
     )
     registry = CollectorRegistry()
     metrics = PrefixMetrics(registry=registry, namespace="app")
-    with Client(engine=engine, tokenizer=tokenizer) as client:
+    with Client(engine=FunctionEngine(respond), tokenizer=tokenizer) as client:
         out = client.generate(template, {"q": "Why?"})
     metrics.observe(out.record)
     assert out.record.verdict is Verdict.UNKNOWN
+    assert out.record.cached_unknown_reason is not None
+    assert "--enable-prompt-tokens-details" in out.record.cached_unknown_reason
+    assert all(segment.cached_tokens is None for segment in out.record.segments)
     assert _value(registry, "app_requests_total", template="brief", verdict="UNKNOWN") == 1
     assert _value(registry, "app_prompt_tokens_total", template="brief") == out.prompt.total_tokens
-    assert _value(registry, "app_cached_tokens_total", template="brief") is None
-    assert _value(registry, "app_ttft_seconds_count", template="brief", cached="false") is None
+    assert _value(registry, "app_unknown_requests_total", template="brief") == 1
+    for name in ("cached_tokens", "expected_cached_tokens", "known_prompt_tokens"):
+        assert _value(registry, f"app_{name}_total", template="brief") is None, name
+    for cached in ("true", "false"):
+        assert _value(registry, "app_ttft_seconds_count", template="brief", cached=cached) is None
+    assert _value(registry, "app_ttft_seconds_count", template="brief", cached="unknown") == 1
+
+
+def test_hit_ratio_from_the_counters_is_over_known_requests_only() -> None:
+    records = read_records(DEMO_LOG)
+    # Every other request as a server without --enable-prompt-tokens-details records it.
+    mixed = [
+        r.model_copy(update={"cached_tokens": None, "verdict": Verdict.UNKNOWN})
+        if r.request_id % 2 == 0
+        else r
+        for r in records
+    ]
+    registry = CollectorRegistry()
+    PrefixMetrics(registry=registry).observe_all(mixed)
+    known = [r for r in mixed if r.cached_tokens is not None]
+
+    def total(name: str) -> float:
+        return sum(
+            _value(registry, f"promptkit_{name}_total", template=t) or 0.0
+            for t in ("table_qa", "principal")
+        )
+
+    assert total("unknown_requests") == len(mixed) - len(known) == 9
+    assert total("prompt_tokens") == sum(r.prompt_tokens for r in mixed)
+    assert total("known_prompt_tokens") == sum(r.prompt_tokens for r in known)
+    assert total("cached_tokens") == sum(r.cached_tokens or 0 for r in known)
+    assert total("expected_cached_tokens") == sum(r.expected_cached_tokens for r in known)
+    # The documented PromQL ratio equals the summary's hit ratio over the known requests.
+    assert total("cached_tokens") / total("known_prompt_tokens") == pytest.approx(
+        summarize(mixed).hit_ratio
+    )
 
 
 def test_missing_prometheus_client_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
