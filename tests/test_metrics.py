@@ -73,5 +73,5 @@ def test_a_client_request_with_an_unknown_cached_count_adds_no_cached_tokens(
 
 def test_missing_prometheus_client_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # what `import` sees when absent
-    with pytest.raises(ConfigError, match=r"pip install 'promptkit\[metrics\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'promptkit-vllm\[metrics\]'"):
         PrefixMetrics(registry=CollectorRegistry())
