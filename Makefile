@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup model demo test lint typecheck unit bench clean chromium prompts
+.PHONY: setup model demo test lint typecheck unit bench clean chromium prompts docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test: model lint typecheck chromium prompts
 
 bench: model
 	$(VENV)/bin/promptkit bench --quick
+
+# docs/cli.md's command reference, rendered from the CLI (tests/test_docs.py fails when it is stale).
+docs: $(STAMP)
+	$(PY) -m promptkit.cli._reference docs/cli.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
-"""What the docs and messages tell users to run matches the project: install lines and extras.
+"""The docs say what the code does: install lines and extras, the CLI reference.
 
-Engine-free: these read files and pyproject.toml only.
+Engine-free: these read files, pyproject.toml and the CLI's definitions only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer.rich_utils
+
+from promptkit.cli._reference import render_reference, replace_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -143,3 +146,35 @@ def test_install_check_catches_wrong_names(text: str) -> None:
 )
 def test_install_check_accepts_right_names(text: str) -> None:
     assert install_problems(text, where="x") == []
+
+
+def test_cli_reference_in_docs_is_up_to_date() -> None:
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert page == replace_reference(page, render_reference()), (
+        "docs/cli.md's command reference is out of date: run `make docs` "
+        "(python -m promptkit.cli._reference docs/cli.md) and commit the result"
+    )
+
+
+def test_cli_reference_covers_every_command_and_ignores_the_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reference = render_reference()
+    headings = re.findall(r"^### `(.+)`$", reference, flags=re.MULTILINE)
+    assert headings == [
+        "promptkit",
+        *(f"promptkit {c}" for c in ("bench", "demo", "lint", "check", "report", "model")),
+        "promptkit model prepare",
+        "promptkit model path",
+    ]
+    # What rich would read from a CI runner or a narrow terminal changes nothing here.
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setattr(typer.rich_utils, "FORCE_TERMINAL", True)
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 40)
+    assert render_reference() == reference
+    assert "\x1b[" not in reference
+
+
+def test_cli_reference_needs_its_markers() -> None:
+    with pytest.raises(ValueError, match="cli-reference:start"):
+        replace_reference("# no markers here\n", "x")
