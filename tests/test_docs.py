@@ -14,6 +14,7 @@ import pytest
 import typer.rich_utils
 
 from promptkit.cli._reference import render_reference, replace_reference
+from promptkit.lint.config import DEFAULT_BLOCK_SIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -178,3 +179,16 @@ def test_cli_reference_covers_every_command_and_ignores_the_terminal(
 def test_cli_reference_needs_its_markers() -> None:
     with pytest.raises(ValueError, match="cli-reference:start"):
         replace_reference("# no markers here\n", "x")
+
+
+def test_documented_block_size_default_is_the_codes() -> None:
+    # Regression: docs/lint.md and docs/cli.md said 16; LintConfig uses 32.
+    found = [
+        (page, int(n))
+        for page in ("docs/lint.md", "docs/cli.md")
+        for n in re.findall(
+            r"block.size\b[^\n]*?\bdefault(?: is|:)? (\d+)", (ROOT / page).read_text(), flags=re.I
+        )
+    ]
+    assert {page for page, _ in found} == {"docs/lint.md", "docs/cli.md"}
+    assert [n for _, n in found] == [DEFAULT_BLOCK_SIZE] * len(found), found
