@@ -33,7 +33,10 @@ _REGENERATE = "python -m promptkit.cli._reference docs/cli.md"
 
 
 def _pages(command: Any, ctx: Any) -> Iterator[tuple[str, str]]:
-    """``(command path, help text)`` for ``command`` and, depth first, each visible subcommand."""
+    """``(command path, help text)`` for ``command`` and, depth first, each visible subcommand.
+
+    ``Any``: typer's command and context classes live in its private ``typer._click``.
+    """
     command.rich_markup_mode = None  # click's plain formatter (the objects are fresh copies)
     yield ctx.command_path, command.get_help(ctx)
     if isinstance(command, TyperGroup):
