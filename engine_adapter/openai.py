@@ -22,7 +22,7 @@ Where each result field comes from:
 - ``ttft_s``: measured on the client, from sending the request to the first streamed token.
 - ``block_size``: the constructor argument, else ``vllm:cache_config_info`` on ``/metrics``.
 
-``openai`` is imported lazily; ``pip install 'promptkit[remote]'`` installs it.
+``openai`` is imported lazily; ``pip install 'promptkit-vllm[remote]'`` installs it.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _import_openai() -> Any:
         import openai
     except ImportError as exc:
         raise EngineNotInstalled(
-            f"the openai package is not installed ({exc}); run `pip install 'promptkit[remote]'`"
+            f"the openai package is not installed ({exc}); "
+            "run `pip install 'promptkit-vllm[remote]'`"
         ) from exc
     return openai
 

@@ -1,6 +1,6 @@
 """A plain LangChain tool-calling agent loop on promptkit: cache hits without rewriting it.
 
-Run: ``.venv/bin/python examples/langchain_agent.py`` (``pip install 'promptkit[langchain]'``).
+Run: ``.venv/bin/python examples/langchain_agent.py`` (``pip install 'promptkit-vllm[langchain]'``).
 The loop is ordinary LangChain: ``bind_tools``, ``invoke``, run each ``tool_call``, append the
 ``ToolMessage``, invoke again. ``ChatPromptkit`` notices that each message list extends the
 previous one and continues the same token sequence, so every call after the first reads most of

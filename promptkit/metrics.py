@@ -1,4 +1,4 @@
-"""Prometheus metrics for request records (optional: ``pip install 'promptkit[metrics]'``).
+"""Prometheus metrics for request records (optional: ``pip install 'promptkit-vllm[metrics]'``).
 
 ::
 
@@ -61,7 +61,7 @@ def _prometheus() -> Any:
         import prometheus_client
     except ImportError:
         raise ConfigError(
-            "promptkit.metrics needs prometheus_client: pip install 'promptkit[metrics]'"
+            "promptkit.metrics needs prometheus_client: pip install 'promptkit-vllm[metrics]'"
         ) from None
     return prometheus_client
 

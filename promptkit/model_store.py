@@ -101,7 +101,7 @@ def prepare_default_model(*, force: bool = False) -> Path:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelError(
             f"converting the default model needs transformers, gguf and accelerate ({exc}); "
-            "run `pip install 'promptkit[cpu]'`"
+            "run `pip install 'promptkit-vllm[cpu]'`"
         ) from exc
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("converting %s into %s (once)", gguf.name, target)

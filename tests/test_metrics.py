@@ -130,5 +130,5 @@ def test_hit_ratio_from_the_counters_is_over_known_requests_only() -> None:
 
 def test_missing_prometheus_client_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # what `import` sees when absent
-    with pytest.raises(ConfigError, match=r"pip install 'promptkit\[metrics\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'promptkit-vllm\[metrics\]'"):
         PrefixMetrics(registry=CollectorRegistry())

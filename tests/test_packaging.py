@@ -1,16 +1,25 @@
-"""The built wheel carries what an installed promptkit needs at run time."""
+"""The built wheel carries what an installed promptkit needs at run time, under the right name."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+DIST = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
 
 
-def test_wheel_ships_templates_and_demo_data(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             sys.executable,
@@ -21,16 +30,62 @@ def test_wheel_ships_templates_and_demo_data(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(out),
             str(ROOT),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("promptkit-*.whl")
+    # Wheel file names spell the distribution with underscores (promptkit_vllm-0.1.0-...).
+    (built,) = out.glob(f"{re.sub(r'[-_.]+', '_', DIST)}-*.whl")
+    return built
+
+
+def test_wheel_ships_templates_and_demo_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("long_doc_qa", "rag_answer", "agent_tools", "chat"):
         assert f"promptkit/data/templates/{shipped}.j2" in names
         assert f"promptkit/data/templates/{shipped}.samples.json" in names
     assert "promptkit/data/demo/people_table.md" in names
     assert "promptkit/py.typed" in names and "engine_adapter/py.typed" in names
+
+
+def test_installed_wheel_is_promptkit_vllm_providing_the_promptkit_package(
+    wheel: Path, tmp_path: Path
+) -> None:
+    # PyPI's `promptkit` is an unrelated project: the distribution must be promptkit-vllm, while
+    # the import package and the command stay `promptkit`.
+    assert DIST == "promptkit-vllm"
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile"),
+            *("-q", "--target", str(target), str(wheel)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (dist,) = importlib.metadata.distributions(path=[str(target)])
+    assert dist.metadata["Name"] == DIST
+    assert {f.parts[0] for f in dist.files or ()} >= {"promptkit", "engine_adapter"}
+    scripts = {ep.name: ep.value for ep in dist.entry_points.select(group="console_scripts")}
+    assert scripts == {"promptkit": "promptkit.cli:main"}
+    assert (target / "bin" / "promptkit").is_file()
+
+    # The installed copy imports as `promptkit` and finds its shipped templates by name (they are
+    # package data, not only in a checkout's templates/).
+    probe = (
+        "import promptkit, promptkit.templates as t; "
+        "print(promptkit.__file__); print(t.load_template('long_doc_qa').name)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,  # not the checkout, whose promptkit/ would shadow the installed one
+    ).stdout.splitlines()
+    assert Path(out[0]).is_relative_to(target)
+    assert out[1] == "long_doc_qa"

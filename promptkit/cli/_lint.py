@@ -11,6 +11,7 @@ import typer
 from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, ModelOption, app, fail, quiet_engine_logs
 from promptkit.errors import LintConfigError, PromptkitError
 from promptkit.lint import FORMATS, LintConfig, Report, check_paths, lint_paths, load_config, render
+from promptkit.lint.config import DEFAULT_BLOCK_SIZE
 
 PathsArgument = Annotated[
     list[Path], typer.Argument(help="Template files or directories (walked for *.j2).")
@@ -31,7 +32,13 @@ IgnoreOption = Annotated[
 MinPrefixOption = Annotated[
     int | None, typer.Option("--min-prefix-tokens", help="PK601 floor (beyond one KV block).")
 ]
-BlockSizeOption = Annotated[int | None, typer.Option("--block-size", help="KV block size.")]
+BlockSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--block-size",
+        help=f"KV block size (default: pyproject.toml's block-size, else {DEFAULT_BLOCK_SIZE}).",
+    ),
+]
 
 
 def _emit(report: Report, fmt: str) -> None:

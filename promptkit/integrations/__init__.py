@@ -4,5 +4,5 @@ Each integration lives in its own module and imports its framework there, so imp
 package costs nothing and needs no extra installed:
 
 * :mod:`promptkit.integrations.langchain` -- ``ChatPromptkit``, a LangChain chat model
-  (``pip install 'promptkit[langchain]'``).
+  (``pip install 'promptkit-vllm[langchain]'``).
 """

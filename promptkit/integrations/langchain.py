@@ -59,7 +59,8 @@ try:
     from langchain_core.utils.function_calling import convert_to_openai_tool
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "promptkit.integrations.langchain needs langchain-core: pip install 'promptkit[langchain]'"
+        "promptkit.integrations.langchain needs langchain-core: "
+        "pip install 'promptkit-vllm[langchain]'"
     ) from exc
 
 from engine_adapter import SamplingSettings

@@ -10,6 +10,7 @@ silent cache regression this exists to catch. ``update=True`` approves the curre
 from __future__ import annotations
 
 import hashlib
+import shlex
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,8 +18,8 @@ from pathlib import Path
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
 from promptkit.builder import PromptBuilder
-from promptkit.errors import TemplateError
-from promptkit.lint.config import LintConfig
+from promptkit.errors import LintConfigError, TemplateError
+from promptkit.lint.config import LintConfig, load_config
 from promptkit.lint.engine import Report, discover, display_path, tokenizer_loader
 from promptkit.lint.lockfile import Lock, LockEntry, read_lock, write_lock
 from promptkit.lint.prefix import PrefixPolicy
@@ -48,6 +49,27 @@ def lock_entry(prompts: Sequence[BuiltPrompt], *, tokenizer: Tokenizer) -> LockE
     )
 
 
+def _update_command(shown: str, *options: str) -> str:
+    """The command that records template ``shown`` in the lock. Hints must work when pasted, and
+    ``check`` needs a path, so the template's is always given."""
+    return shlex.join(["promptkit", "check", shown, "--update", *options])
+
+
+def _options_to_repeat(config: LintConfig) -> list[str]:
+    """``--lockfile``/``--model`` where a plain ``promptkit check`` from the cwd would use another
+    lock or model than ``config`` -- that is, where this run had them on its command line."""
+    try:
+        plain: LintConfig | None = load_config()
+    except LintConfigError:
+        plain = None
+    options = []
+    if plain is None or plain.lock_path.resolve() != config.lock_path.resolve():
+        options += ["--lockfile", display_path(config.lock_path)]
+    if config.model is not None and (plain is None or plain.model != config.model):
+        options += ["--model", config.model]
+    return options
+
+
 def _compare(
     old: LockEntry,
     new: LockEntry,
@@ -55,10 +77,11 @@ def _compare(
     builder: PromptBuilder,
     template: PromptTemplate,
     prompt: BuiltPrompt,
+    approve: str,
 ) -> list[Finding]:
     findings: list[Finding] = []
     path = template.filename
-    redo = "if the change is deliberate, run `promptkit check --update` and commit the lock"
+    redo = f"if the change is deliberate, run `{approve}` and commit the lock"
     if old.tokenizer != new.tokenizer:
         findings.append(
             Finding(
@@ -102,8 +125,14 @@ def check_template(
     policy: PrefixPolicy,
     locked: LockEntry | None,
     shown: str,
+    approve: str | None = None,
 ) -> tuple[list[Finding], LockEntry | None]:
-    """Findings for one template file, and the lock entry it would get."""
+    """Findings for one template file, and the lock entry it would get.
+
+    ``approve`` is the command the PK704/PK705 messages tell the user to run (default:
+    ``promptkit check SHOWN --update``).
+    """
+    approve = approve or _update_command(shown)
     fixtures_file = samples_path(path)
     if not fixtures_file.is_file():
         message = (
@@ -129,13 +158,18 @@ def check_template(
                 "PK705",
                 shown,
                 None,
-                "the template is not in promptkit.lock; run `promptkit check --update` to record "
-                "its stable prefix and commit the lock",
+                f"the template is not in promptkit.lock; run `{approve}` to record its stable "
+                "prefix and commit the lock",
             )
         )
     else:
         findings += _compare(
-            locked, entry, builder=builder, template=template, prompt=measured.prompts[0]
+            locked,
+            entry,
+            builder=builder,
+            template=template,
+            prompt=measured.prompts[0],
+            approve=approve,
         )
     return findings, entry
 
@@ -158,14 +192,17 @@ def check_paths(
     builder = policy.builder()
     findings: list[Finding] = []
     fresh = Lock(dict(lock.templates))
+    repeat = [] if update else _options_to_repeat(config)
     for path in files:
         key = display_path(path, root=lock_path.parent)
+        shown = display_path(path)
         found, entry = check_template(
             path,
             builder=builder,
             policy=policy,
             locked=None if update else lock.templates.get(key),
-            shown=display_path(path),
+            shown=shown,
+            approve=_update_command(shown, *repeat),
         )
         if update:
             found = [f for f in found if f.rule != "PK705"]

@@ -2,7 +2,7 @@
 
     [tool.promptkit]
     model = "models/my-model"        # tokenizer + chat template (default: the bundled model)
-    block-size = 16                  # the engine's KV block size
+    block-size = 32                  # the engine's KV block size (DEFAULT_BLOCK_SIZE)
 
     [tool.promptkit.lint]
     select = ["PK"]                  # rule id prefixes to report

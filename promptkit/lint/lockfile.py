@@ -41,6 +41,11 @@ class Lock:
     templates: dict[str, LockEntry] = field(default_factory=dict)
 
 
+# `check --update` reads the old lock too (to keep other templates' entries), so it cannot
+# repair one it cannot read: the file has to go first.
+_REGENERATE = "delete it and record your templates again, e.g. `promptkit check templates --update`"
+
+
 def _entry(key: str, raw: Any, path: Path) -> LockEntry:
     try:
         return LockEntry(
@@ -52,8 +57,7 @@ def _entry(key: str, raw: Any, path: Path) -> LockEntry:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LintConfigError(
-            f"{path}: entry {key!r} is malformed ({exc!r}); regenerate it with "
-            "`promptkit check --update`"
+            f"{path}: entry {key!r} is malformed ({exc!r}); {_REGENERATE}"
         ) from None
 
 
@@ -66,10 +70,7 @@ def read_lock(path: Path) -> Lock:
     except (OSError, json.JSONDecodeError) as exc:
         raise LintConfigError(f"{path}: cannot read the lock file: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
-        raise LintConfigError(
-            f"{path}: not a version {LOCK_VERSION} promptkit lock; regenerate it with "
-            "`promptkit check --update`"
-        )
+        raise LintConfigError(f"{path}: not a version {LOCK_VERSION} promptkit lock; {_REGENERATE}")
     templates = data.get("templates", {})
     if not isinstance(templates, dict):
         raise LintConfigError(f"{path}: 'templates' must be an object")

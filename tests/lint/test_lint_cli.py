@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -138,6 +140,49 @@ def test_check_command_end_to_end(tmp_path: Path) -> None:
     assert runner.invoke(app, [*args, "--update"]).exit_code == EXIT_OK
     assert lock.is_file()
     assert runner.invoke(app, [*args, "--format", "sarif"]).exit_code == EXIT_OK
+
+
+def _templates_dir(root: Path) -> None:
+    (root / "templates").mkdir()
+    template = root / "templates" / "qa.j2"
+    template.write_text((GOOD / "chat_qa.j2").read_text())
+    samples = [{"question": "Why?"}, {"question": "How?"}]
+    template.with_name("qa.samples.json").write_text(json.dumps(samples))
+
+
+def _run_hint(message: str, hint: str) -> int:
+    """Run the backquoted ``promptkit ...`` command of ``message`` that follows ``hint``."""
+    (command,) = re.findall(re.escape(hint) + r"[^`]*`(promptkit [^`]+)`", message)
+    words = shlex.split(command)
+    return runner.invoke(app, words[1:]).exit_code
+
+
+@pytest.mark.parametrize("lock", [[], ["--lockfile", "templates/promptkit.lock"]])
+def test_pk705_hint_is_a_command_that_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock: list[str]
+) -> None:
+    # Regression: the hint was `promptkit check --update`, which exits 2 (no PATHS), and it
+    # lost the run's --lockfile.
+    _templates_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(app, ["check", "templates", *lock])
+    assert first.exit_code == EXIT_FINDINGS and "PK705" in first.stdout
+    assert _run_hint(first.stdout, "PK705") == EXIT_OK
+    assert runner.invoke(app, ["check", "templates", *lock]).exit_code == EXIT_OK
+
+
+def test_unreadable_lock_hint_is_a_command_that_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: "regenerate it with `promptkit check --update`", which reads the lock first.
+    _templates_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "promptkit.lock").write_text('{"version": 0}')
+    broken = runner.invoke(app, ["check", "templates", "--update"])
+    assert broken.exit_code == EXIT_USAGE and "delete it" in broken.output
+    (tmp_path / "promptkit.lock").unlink()
+    assert _run_hint(broken.output, "delete it") == EXIT_OK
+    assert runner.invoke(app, ["check", "templates"]).exit_code == EXIT_OK
 
 
 def test_assert_cache_stable_helper(tokenizer: Tokenizer) -> None:
