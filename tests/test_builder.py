@@ -168,3 +168,20 @@ def test_tools_are_sorted_and_canonical(builder: PromptBuilder) -> None:
     with pytest.raises(VariableError, match="unique") as info:
         builder.build(template, {"tools": [{"name": "x"}, {"name": "x"}], "task": "t"})
     assert info.value.line == 13
+
+
+def test_demo_templates_have_safe_boundaries(tokenizer: Tokenizer) -> None:
+    # Regression: the principal template ended its static segment in ": " and every prompt
+    # starts with a word, so the demo warned about a moved boundary in its own template.
+    from promptkit.demo import PRINCIPAL_PROMPTS, TABLE_NAMES, _data_dir
+
+    strict = PromptBuilder(tokenizer, block_size=32, strict_boundaries=True)
+    data = _data_dir()
+    principal = PromptTemplate.from_file(data / "principal.j2")
+    table_qa = PromptTemplate.from_file(data / "table_qa.j2")
+    table = (data / "people_table.md").read_text(encoding="utf-8")
+    prompts = [strict.build(principal, {"prompt": p}) for p in PRINCIPAL_PROMPTS]
+    prompts += [strict.build(table_qa, {"table": table, "name": n}) for n in TABLE_NAMES]
+    assert all(b.safe for p in prompts for b in p.boundaries)
+    # The text sent is still the seed's, character for character.
+    assert prompts[0].text.endswith("fulfill the following paragraph: Hello, my name is")
