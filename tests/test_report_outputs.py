@@ -449,12 +449,13 @@ def test_demo_log_html_renders_its_plots_in_headless_chromium(
 
 def test_partly_unknown_demo_log_html_renders_unknown_marks_in_headless_chromium(
     tmp_path: Path,
+    chromium: str,
 ) -> None:
     page = tmp_path / "out" / "report.html"
     log = _without_cached_counts(tmp_path / "x.jsonl", every=2)
     result = runner.invoke(app, ["report", str(log), "--html", str(page)])
     assert result.exit_code == EXIT_OK, result.output
-    dom = _chromium(tmp_path, page, "--dump-dom").stdout
+    dom = _chromium(chromium, tmp_path, page, "--dump-dom").stdout
     assert len(re.findall(r'<line class="unknown verdict-UNKNOWN"', dom)) == 9
     assert len(re.findall(r'<circle class="request verdict-', dom)) == 10
     assert len(re.findall(r'<rect class="bar unknown"', dom)) >= 1
