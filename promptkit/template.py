@@ -3,7 +3,9 @@
 A :class:`PromptTemplate` is checked once, when it is loaded: segments at the top level and in
 order of falling stability, every variable declared with a stability class, and no variable (or
 name derived from one by ``set``, ``for`` or a macro) rendering into a segment more stable than
-itself. Errors name the template file, line and variable. Rendering then only has to run Jinja.
+itself. Errors name the template file, line and variable. Each template compiles in an
+environment of its own (:func:`promptkit.environment.template_environment`), so nothing is
+shared between templates or left behind by them. Rendering then only has to run Jinja.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from jinja2 import Template as JinjaTemplate
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 
 from promptkit.environment import (
     SEGMENT_CLOSE,
     SEGMENT_OPEN,
     SEGMENT_SEP,
     TrackedExpression,
+    compile_template,
+    compile_tracking,
     contains_marker,
-    make_environment,
     strip_tracking,
+    template_environment,
 )
 from promptkit.errors import (
     PromptkitError,
@@ -41,10 +44,6 @@ from promptkit.segments import SegmentSpec, Stability, VariableSpec
 from promptkit.template_ast import const, derive_names, is_tag_call
 
 __all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
-
-_ENV = make_environment()
-_TRACKING_ENV = make_environment(tracking=True)
-_GLOBALS = frozenset(_ENV.globals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +75,9 @@ class PromptTemplate:
         self.name = name
         self.path = path
         self._filename = str(path) if path is not None else name
+        self._environment = template_environment()
         try:
-            ast = _ENV.parse(source, name=name, filename=self._filename)
+            ast = self._environment.parse(source, name=name, filename=self._filename)
         except JinjaSyntaxError as exc:
             raise TemplateSyntaxError(
                 exc.message or str(exc), template=self._filename, line=exc.lineno
@@ -88,7 +88,9 @@ class PromptTemplate:
         #: Declared variables each segment reads (directly or through derived names).
         self.segment_variables: dict[str, frozenset[str]] = {}
         self._analyse(ast)
-        self._compiled = self._compile(_ENV)
+        self._compiled = compile_template(
+            self._environment, source, name=name, filename=self._filename
+        )
 
     # -- construction ---------------------------------------------------------------------
 
@@ -235,7 +237,11 @@ class PromptTemplate:
         self.segments.append(spec)
 
     def _check_undeclared(self, ast: nodes.Template) -> None:
-        undeclared = meta.find_undeclared_variables(ast) - set(self.variables) - _GLOBALS
+        undeclared = (
+            meta.find_undeclared_variables(ast)
+            - set(self.variables)
+            - frozenset(self._environment.globals)
+        )
         if not undeclared:
             return
         first = min(
@@ -336,29 +342,25 @@ class PromptTemplate:
 
     def render_tracked(self, variables: Mapping[str, Any]) -> tuple[list[str], list[TrackedSpan]]:
         """Render with provenance: segment texts plus the spans each expression produced."""
-        compiled = self._tracking_compiled
+        compiled, expressions = self._tracking
         output = self._run(compiled, variables)
-        registry: list[TrackedExpression] = _TRACKING_ENV.tracked  # type: ignore[attr-defined]
         texts: list[str] = []
         spans: list[TrackedSpan] = []
         for index, raw in enumerate(self._split(output)):
             clean, raw_spans = strip_tracking(raw)
             texts.append(clean)
-            spans.extend(TrackedSpan(index, s, e, registry[i]) for s, e, i in raw_spans)
+            spans.extend(TrackedSpan(index, s, e, expressions[i]) for s, e, i in raw_spans)
         return texts, spans
 
     @cached_property
-    def _tracking_compiled(self) -> JinjaTemplate:
-        return self._compile(_TRACKING_ENV)
-
-    def _compile(self, env: SandboxedEnvironment) -> JinjaTemplate:
-        # Compiled with our filename, so runtime errors' tracebacks point at this template's lines.
-        code = env.compile(self.source, name=self.name, filename=self._filename)
-        return env.template_class.from_code(env, code, env.make_globals(None))
+    def _tracking(self) -> tuple[JinjaTemplate, tuple[TrackedExpression, ...]]:
+        # Compiled on first use, in an environment of its own; what each marker id stands for
+        # belongs to this template and goes with it.
+        return compile_tracking(self.source, name=self.name, filename=self._filename)
 
     def variable_lines(self, name: str) -> list[int]:
         """Lines where ``name`` (or a name derived from it) is read, for reports."""
-        ast = _ENV.parse(self.source)
+        ast = self._environment.parse(self.source)
         lines = set()
         for ref in ast.find_all(nodes.Name):
             if ref.ctx == "load":

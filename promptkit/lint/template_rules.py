@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
-from promptkit.environment import make_environment
+from promptkit.environment import template_environment
 from promptkit.errors import StabilityError, TemplateError, VariableError
 from promptkit.lint.prefix import PrefixPolicy, literal_prefix_findings
 from promptkit.lint.rules import Finding
@@ -25,8 +25,6 @@ from promptkit.template_ast import BINDING_NODES, Origin, binding, derive_names,
 
 __all__ = ["lint_template"]
 
-_ENV = make_environment()
-_GLOBALS = frozenset(_ENV.globals)
 # Rules whose findings already explain a StabilityError/VariableError the loader raises.
 _LOADER_RULES = frozenset({"PK101", "PK104", "PK105", "PK301", "PK501"})
 
@@ -35,12 +33,13 @@ def lint_template(
     source: str, *, path: str, line_offset: int = 0, prefix: PrefixPolicy | None = None
 ) -> list[Finding]:
     """All findings for one template source. ``line_offset`` shifts lines (templates in .py)."""
+    environment = template_environment()
     try:
-        ast = _ENV.parse(source)
+        ast = environment.parse(source)
     except JinjaSyntaxError as exc:
         line = (exc.lineno or 1) + line_offset
         return [Finding("PK001", path, line, f"the template does not parse: {exc.message}")]
-    analysis = _Analysis(ast, path)
+    analysis = _Analysis(ast, path, known_globals=frozenset(environment.globals))
     findings = analysis.run()
     template: PromptTemplate | None = None
     try:
@@ -73,9 +72,10 @@ def _subtree_ids(node: nodes.Node) -> set[int]:
 class _Analysis:
     """One walk over a parsed template, collecting findings instead of raising."""
 
-    def __init__(self, ast: nodes.Template, path: str) -> None:
+    def __init__(self, ast: nodes.Template, path: str, *, known_globals: frozenset[str]) -> None:
         self.ast = ast
         self.path = path
+        self.known_globals = known_globals
         self.variables: dict[str, VariableSpec] = {}
         self.segments: list[tuple[SegmentSpec, nodes.CallBlock]] = []
         self.findings: list[Finding] = []
@@ -322,7 +322,7 @@ class _Analysis:
         undeclared = (
             meta.find_undeclared_variables(self.ast)
             - set(self.variables)
-            - _GLOBALS
+            - self.known_globals
             - self.flagged_calls
         )
         for name in sorted(undeclared):
