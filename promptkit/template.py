@@ -22,6 +22,7 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
+from promptkit.derived_names import const, derive_names, is_tag_call
 from promptkit.environment import (
     SEGMENT_CLOSE,
     SEGMENT_OPEN,
@@ -41,7 +42,6 @@ from promptkit.errors import (
     VariableError,
 )
 from promptkit.segments import SegmentSpec, Stability, VariableSpec
-from promptkit.template_ast import const, derive_names, is_tag_call
 
 __all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
 

@@ -14,14 +14,14 @@ from typing import Any
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
+from promptkit.derived_names import BINDING_NODES, Origin, binding, derive_names, is_tag_call
 from promptkit.environment import template_environment
 from promptkit.errors import StabilityError, TemplateError, VariableError
 from promptkit.lint.prefix import PrefixPolicy, literal_prefix_findings
 from promptkit.lint.rules import Finding
-from promptkit.lint.volatility import call_name, field_stability, volatile_sources
 from promptkit.segments import SegmentSpec, Stability, VariableSpec
 from promptkit.template import PromptTemplate
-from promptkit.template_ast import BINDING_NODES, Origin, binding, derive_names, is_tag_call
+from promptkit.volatility import call_name, field_stability, volatile_sources
 
 __all__ = ["lint_template"]
 
