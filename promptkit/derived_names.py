@@ -1,56 +1,30 @@
-"""Reading promptkit's tags and stability derivations off the Jinja AST.
+"""What a name built by ``set``, ``for`` or a macro is worth: its stability, or its volatility.
 
-Shared by :class:`promptkit.PromptTemplate` (which stops at the first problem) and the linter
-(which reports them all), so both agree on what a tag says and what a derived name is worth.
-Everything here walks ``jinja2.nodes``; nothing reads template source text.
+``{% set q2 = question | upper %}`` makes ``q2`` as volatile as ``question``, and
+``{% set stamp = clock.now() %}`` makes ``stamp`` as volatile as the clock. The template analysis
+(:mod:`promptkit.template_analysis`) follows both. Everything here walks ``jinja2.nodes``;
+nothing reads template source text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from jinja2 import nodes
 
 from promptkit.segments import Stability, VariableSpec
+from promptkit.volatility import volatile_sources
 
-__all__ = ["BINDING_NODES", "Origin", "binding", "const", "derive_names", "is_tag_call"]
-
-
-def is_tag_call(node: nodes.Node, method: str) -> bool:
-    """Whether ``node`` calls promptkit's ``_declare`` (``{% vars %}``) or ``_segment`` tag."""
-    return (
-        isinstance(node, nodes.Call)
-        and isinstance(node.node, nodes.ExtensionAttribute)
-        and node.node.name == method
-    )
-
-
-def const(node: nodes.Node) -> Any:
-    assert isinstance(node, nodes.Const)
-    return node.value
-
+__all__ = ["BINDING_NODES", "Origin", "binding", "derive_names", "taint_names"]
 
 Origin = tuple[Stability, str]
 """A stability class and the declared variable it comes from."""
 
-
-def names_stability(
-    node: nodes.Node,
-    lookup: Callable[[str], Origin | None],
-    exclude: frozenset[str] = frozenset(),
-) -> Origin | None:
-    worst: Origin | None = None
-    for ref in node.find_all(nodes.Name):
-        if ref.ctx != "load" or ref.name in exclude:
-            continue
-        found = lookup(ref.name)
-        if found is not None and (worst is None or found[0] > worst[0]):
-            worst = found
-    return worst
-
-
 BINDING_NODES = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro)
+
+# Each pass lets a derivation reach one more link of a chain (a = q; b = a; c = b); real templates
+# settle in one or two.
+_PASSES = 3
 
 
 def binding(node: nodes.Node) -> tuple[nodes.Node, list[str], frozenset[str]]:
@@ -75,11 +49,21 @@ def binding(node: nodes.Node) -> tuple[nodes.Node, list[str], frozenset[str]]:
     return nodes.Output([expr]), [t.name for t in target.find_all(nodes.Name)], frozenset()
 
 
-def derive_names(ast: nodes.Template, variables: Mapping[str, VariableSpec]) -> dict[str, Origin]:
-    """Give ``set``/``for``/macro names the stability of the declared variables they are built from.
+def _least_stable(
+    node: nodes.Node, lookup: Callable[[str], Origin | None], exclude: frozenset[str]
+) -> Origin | None:
+    worst: Origin | None = None
+    for ref in node.find_all(nodes.Name):
+        if ref.ctx != "load" or ref.name in exclude:
+            continue
+        found = lookup(ref.name)
+        if found is not None and (worst is None or found[0] > worst[0]):
+            worst = found
+    return worst
 
-    Shared by :class:`PromptTemplate` and the linter, so both agree on what a name is worth.
-    """
+
+def derive_names(ast: nodes.Template, variables: Mapping[str, VariableSpec]) -> dict[str, Origin]:
+    """Give ``set``/``for``/macro names the stability of the declared variables they come from."""
     derived: dict[str, Origin] = {}
 
     def lookup(name: str) -> Origin | None:
@@ -87,10 +71,10 @@ def derive_names(ast: nodes.Template, variables: Mapping[str, VariableSpec]) -> 
             return variables[name].stability, name
         return derived.get(name)
 
-    for _ in range(3):  # chains of derivations settle in a couple of passes
+    for _ in range(_PASSES):
         for node in ast.find_all(BINDING_NODES):
             expr, targets, local = binding(node)
-            source = names_stability(expr, lookup, exclude=local)
+            source = _least_stable(expr, lookup, local)
             if source is None:
                 continue
             for name in targets:
@@ -100,3 +84,20 @@ def derive_names(ast: nodes.Template, variables: Mapping[str, VariableSpec]) -> 
                 if current is None or source[0] > current[0]:
                     derived[name] = source
     return derived
+
+
+def taint_names(ast: nodes.Template) -> dict[str, str]:
+    """Names set from a clock or random call, and that call as shown (``clock.now()``)."""
+    tainted: dict[str, str] = {}
+    for _ in range(_PASSES):
+        for node in ast.find_all(BINDING_NODES):
+            expr, targets, _ = binding(node)
+            source = next((found.shown for found in volatile_sources(expr)), None)
+            if source is None:
+                source = next(
+                    (tainted[n.name] for n in expr.find_all(nodes.Name) if n.name in tainted),
+                    None,
+                )
+            if source is not None:
+                tainted.update(dict.fromkeys(targets, source))
+    return tainted
