@@ -2,11 +2,11 @@
 
 Templates run sandboxed (``ImmutableSandboxedEnvironment``) with ``StrictUndefined`` -- a missing
 variable is an error, never an empty string that silently changes the prompt, and a template
-cannot change the values it is given. Every template builds its own environment with
-:func:`template_environment` and configures nothing after that: there is no module-level
-environment to share or to grow. ``tojson`` is
-replaced by :func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable;
-``sort_tools`` turns tool definitions into canonical schemas sorted by name.
+cannot change the values it is given. ``tojson`` is replaced by
+:func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable;
+``sort_tools`` turns tool definitions into canonical schemas sorted by name. Every template
+builds its own environment with :func:`template_environment` and configures nothing after that:
+there is no module-level environment to share or to grow.
 
 Tags (parsed by :class:`SegmentExtension`, errors carry the template line)::
 
