@@ -71,9 +71,9 @@ class PromptTemplate:
         self.analysis: TemplateAnalysis = analyze_source(
             source, environment=self._environment, filename=self._filename
         )
-        first = self.analysis.error
-        if first is not None and first.error is not None:
-            raise self._error(first.error, first.message, first.line, first.variable)
+        first = self.analysis.blocking
+        if first is not None and first.raises is not None:
+            raise self._error(first.raises, first.message, first.line, first.variable)
         self.variables: dict[str, VariableSpec] = dict(self.analysis.variables)
         self.segments: list[SegmentSpec] = list(self.analysis.segments)
         #: Declared variables each segment reads (directly or through derived names).

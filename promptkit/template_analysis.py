@@ -3,7 +3,7 @@
 One walk over the parsed template returns all its findings, each under the id of the lint rule
 that reports it. :class:`~promptkit.template.PromptTemplate` raises the first finding that stops
 a template from loading as that finding's error; ``promptkit lint`` reports every finding. A
-finding stops loading when it names an ``error`` class:
+finding stops loading when it names the error it ``raises``:
 
 * ``TemplateSyntaxError`` (PK001): the template does not parse; text, an expression or a block
   outside a segment; no segment; nested or duplicate segments; some segments with ``role=``
@@ -44,7 +44,7 @@ class TemplateFinding:
     line: int | None
     variable: str | None = None
     #: What :class:`~promptkit.template.PromptTemplate` raises for it; ``None`` for a heuristic.
-    error: type[TemplateError] | None = None
+    raises: type[TemplateError] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,9 @@ class TemplateAnalysis:
     literal_texts: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
-    def error(self) -> TemplateFinding | None:
+    def blocking(self) -> TemplateFinding | None:
         """The first finding (in source order) that stops the template from loading."""
-        return next((f for f in self.findings if f.error is not None), None)
+        return next((f for f in self.findings if f.raises is not None), None)
 
 
 def analyze_source(source: str, *, environment: Environment, filename: str) -> TemplateAnalysis:
@@ -134,10 +134,10 @@ class _Walk:
         message: str,
         *,
         variable: str | None = None,
-        error: type[TemplateError] | None = None,
+        raises: type[TemplateError] | None = None,
     ) -> None:
         self.findings.setdefault(
-            (rule, line, message), TemplateFinding(rule, message, line, variable, error)
+            (rule, line, message), TemplateFinding(rule, message, line, variable, raises)
         )
 
     def lookup(self, name: str) -> Origin | None:
@@ -154,7 +154,7 @@ class _Walk:
         except JinjaSyntaxError as exc:  # Jinja's code generator: an unknown filter or test
             found = set()
             message = f"the template does not compile: {exc.message or exc}"
-            self.add("PK001", exc.lineno, message, error=TemplateSyntaxError)
+            self.add("PK001", exc.lineno, message, raises=TemplateSyntaxError)
         self.undeclared = found - set(self.variables) - self.known_globals
         self._segments()
         self._roles()
@@ -187,7 +187,7 @@ class _Walk:
                             child.lineno,
                             "text or expression outside a segment: put it inside a "
                             "{% segment %} block",
-                            error=TemplateSyntaxError,
+                            raises=TemplateSyntaxError,
                         )
             elif not isinstance(node, nodes.Assign | nodes.AssignBlock | nodes.Macro):
                 self.add(
@@ -195,14 +195,14 @@ class _Walk:
                     node.lineno,
                     f"{{% {type(node).__name__.lower()} %}} outside a segment: put it inside a "
                     "{% segment %} block (segments must be at the top level)",
-                    error=TemplateSyntaxError,
+                    raises=TemplateSyntaxError,
                 )
         if not self.segments:
             self.add(
                 "PK001",
                 1,
                 "the template has no {% segment NAME CLASS %} block; wrap its text in segments",
-                error=TemplateSyntaxError,
+                raises=TemplateSyntaxError,
             )
 
     def _declare(self, call: nodes.Node) -> None:
@@ -216,7 +216,7 @@ class _Walk:
                     line,
                     f"variable {name!r} is declared twice; keep one NAME=CLASS in {{% vars %}}",
                     variable=name,
-                    error=VariableError,
+                    raises=VariableError,
                 )
                 continue
             self.variables[name] = VariableSpec(name, Stability.parse(label), line)
@@ -230,7 +230,7 @@ class _Walk:
                     "PK001",
                     spec.line,
                     f"segment {spec.name!r} is defined twice; give each segment its own name",
-                    error=TemplateSyntaxError,
+                    raises=TemplateSyntaxError,
                 )
             seen.add(spec.name)
             if highest is not None and spec.stability < highest.stability:
@@ -240,7 +240,7 @@ class _Walk:
                     f"segment {spec.name!r} ({spec.stability.label}) comes after the less stable "
                     f"segment {highest.name!r} ({highest.stability.label}): nothing after a "
                     "volatile segment can be cached, so order segments from most to least stable",
-                    error=StabilityError,
+                    raises=StabilityError,
                 )
             elif highest is None or spec.stability > highest.stability:
                 highest = spec
@@ -251,7 +251,7 @@ class _Walk:
                         inner.lineno,
                         "segments cannot be nested: close one with {% endsegment %} before the "
                         "next begins",
-                        error=TemplateSyntaxError,
+                        raises=TemplateSyntaxError,
                     )
             self._segment(spec, node)
             for hint in blank_edge_hints(self.segments, index):
@@ -266,7 +266,7 @@ class _Walk:
                 missing.line,
                 f"segment {missing.name!r} has no role= but others do: in a chat template every "
                 "segment needs a role",
-                error=TemplateSyntaxError,
+                raises=TemplateSyntaxError,
             )
 
     # -- per segment ----------------------------------------------------------------------
@@ -292,8 +292,8 @@ class _Walk:
             undeclared = hint.rule == "PK101" and hint.variable in self.undeclared
             if undeclared and hint.variable is not None:
                 self.called.add(hint.variable)
-            error = VariableError if undeclared else None
-            self.add(hint.rule, hint.line, hint.message, variable=hint.variable, error=error)
+            raises = VariableError if undeclared else None
+            self.add(hint.rule, hint.line, hint.message, variable=hint.variable, raises=raises)
 
     def _too_volatile(
         self, spec: SegmentSpec, ref: nodes.Name, origin: Origin, *, conditional: bool
@@ -315,7 +315,7 @@ class _Walk:
                 f"of it moves the cached prefix; move it to a {stability.label} segment further "
                 f"down, or declare it {spec.stability.label} if it really is that stable",
             )
-        self.add(rule, ref.lineno, message, variable=ref.name, error=StabilityError)
+        self.add(rule, ref.lineno, message, variable=ref.name, raises=StabilityError)
 
     # -- variables ------------------------------------------------------------------------
 
@@ -328,7 +328,7 @@ class _Walk:
                 f"{name!r} is used but not declared; add it to {{% vars {name}=CLASS %}} with its "
                 "stability class",
                 variable=name,
-                error=VariableError,
+                raises=VariableError,
             )
         used = {n.name for n in self.loads}
         for name, spec in self.variables.items():

@@ -188,7 +188,7 @@ def test_warnings_stay_on_a_loaded_template() -> None:
         GOOD.replace("document=session,", "document=session, spare=static,")
     )
     assert [(f.rule, f.variable) for f in template.analysis.findings] == [("PK502", "spare")]
-    assert template.analysis.error is None
+    assert template.analysis.blocking is None
 
 
 def test_variable_lines_follow_derived_names() -> None:

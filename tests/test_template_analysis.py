@@ -185,13 +185,13 @@ CASES: dict[str, tuple[str, str, int | None, str | None, type[TemplateError] | N
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_each_finding_kind(case: str) -> None:
-    source, rule, line, variable, error = CASES[case]
+    source, rule, line, variable, raises = CASES[case]
     finding = _only(source)
-    assert (finding.rule, finding.line, finding.variable, finding.error) == (
+    assert (finding.rule, finding.line, finding.variable, finding.raises) == (
         rule,
         line,
         variable,
-        error,
+        raises,
     )
     assert finding.message
 
@@ -210,7 +210,7 @@ def test_all_findings_in_source_order_and_the_first_blocking_one() -> None:
         ("PK101", 4),
         ("PK501", 4),
     ]
-    assert analysis.error is analysis.findings[1]
+    assert analysis.blocking is analysis.findings[1]
 
 
 def test_a_clean_template_has_no_findings_and_its_facts() -> None:
@@ -220,7 +220,7 @@ def test_a_clean_template_has_no_findings_and_its_facts() -> None:
         "{% segment d session %}{{ title }}{% endsegment %}\n" + QUESTION
     )
     analysis = _analyze(source)
-    assert analysis.findings == () and analysis.error is None
+    assert analysis.findings == () and analysis.blocking is None
     assert [s.name for s in analysis.segments] == ["system", "d", "q"]
     assert dict(analysis.segment_variables) == {
         "system": frozenset(),

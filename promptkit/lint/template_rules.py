@@ -23,7 +23,7 @@ def lint_template(
     """All findings for one template source. ``line_offset`` shifts lines (templates in .py)."""
     analysis = analyze_source(source, environment=template_environment(), filename=path)
     findings = [Finding(f.rule, path, f.line, f.message) for f in analysis.findings]
-    if prefix is not None and analysis.error is None:
+    if prefix is not None and analysis.blocking is None:
         findings += literal_prefix_findings(PromptTemplate(source, name=path), prefix=prefix)
     return [
         Finding(f.rule, f.path, None if f.line is None else f.line + line_offset, f.message)
