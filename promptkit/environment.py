@@ -1,9 +1,12 @@
-"""The Jinja2 environment promptkit renders with, and its two tags.
+"""The Jinja2 environments promptkit compiles templates with, and its two tags.
 
-Templates run sandboxed (``SandboxedEnvironment``) with ``StrictUndefined`` -- a missing
-variable is an error, never an empty string that silently changes the prompt. ``tojson`` is
-replaced by :func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable;
-``sort_tools`` turns tool definitions into canonical schemas sorted by name.
+Templates run sandboxed (``ImmutableSandboxedEnvironment``) with ``StrictUndefined`` -- a missing
+variable is an error, never an empty string that silently changes the prompt, and a template
+cannot change the values it is given. ``tojson`` is replaced by
+:func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable;
+``sort_tools`` turns tool definitions into canonical schemas sorted by name. Every template
+builds its own environment with :func:`template_environment` and configures nothing after that:
+there is no module-level environment to share or to grow.
 
 Tags (parsed by :class:`SegmentExtension`, errors carry the template line)::
 
@@ -21,14 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import StrictUndefined, nodes
+from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.parser import Parser
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from promptkit.canonical import canonical_json
 from promptkit.segments import Stability
@@ -44,9 +48,11 @@ __all__ = [
     "TRACK_SEP",
     "SegmentExtension",
     "TrackedExpression",
+    "compile_template",
+    "compile_tracking",
     "contains_marker",
-    "make_environment",
     "strip_tracking",
+    "template_environment",
 ]
 
 # Control characters that never occur in prompt text (inputs containing them are rejected).
@@ -154,15 +160,27 @@ class SegmentExtension(Extension):
         return f"{SEGMENT_OPEN}{name}{SEGMENT_SEP}{caller()}{SEGMENT_CLOSE}"
 
 
+class _TrackingEnvironment(ImmutableSandboxedEnvironment):
+    """An environment that records what each tracking marker id stands for while compiling.
+
+    Jinja keeps extension state on the environment; this one belongs to a single compilation
+    (see :func:`compile_tracking`), so the record is that template's and nobody else's.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.tracked: list[TrackedExpression] = []
+
+
 class TrackingExtension(Extension):
     """Rewrites the token stream so every expression and text chunk carries a marker id.
 
-    Registered only in the tracking environment. The ids index ``environment.tracked`` (a list
-    the environment owns), filled as templates are compiled.
+    Registered only in a :class:`_TrackingEnvironment`; the ids index its ``tracked`` list.
     """
 
     def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
-        registry: list[TrackedExpression] = self.environment.tracked  # type: ignore[attr-defined]
+        assert isinstance(self.environment, _TrackingEnvironment)
+        registry = self.environment.tracked
         tokens: Iterator[Token] = iter(stream)
         for tok in tokens:
             if tok.type == "data" and tok.value:
@@ -207,26 +225,55 @@ def _raise_template_error(message: str) -> None:
     raise TemplateError(message)
 
 
-def make_environment(*, tracking: bool = False) -> SandboxedEnvironment:
-    """Build the sandboxed environment (``tracking=True`` for miss explanation)."""
-    extensions: list[type[Extension]] = [SegmentExtension]
-    if tracking:
-        extensions.append(TrackingExtension)
-    env = SandboxedEnvironment(
+_Env = TypeVar("_Env", bound=ImmutableSandboxedEnvironment)
+
+
+def _build(cls: type[_Env], extensions: list[type[Extension]]) -> _Env:
+    env = cls(
         undefined=StrictUndefined,
         extensions=extensions,
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates are compiled from source by their owner and never looked up by name, so
+        # Jinja's per-environment template cache would only hold what nobody asks for again.
+        cache_size=0,
     )
     env.filters["tojson"] = _tojson
     env.filters["sort_tools"] = canonical_tools
     env.globals["raise_exception"] = _raise_template_error
-    if tracking:
-        env.tracked = []  # type: ignore[attr-defined]
-        env.globals[_TRACK_FUNCTION] = _track
     return env
+
+
+def template_environment() -> ImmutableSandboxedEnvironment:
+    """A new sandboxed environment for one template (its owner configures nothing after this)."""
+    return _build(ImmutableSandboxedEnvironment, [SegmentExtension])
+
+
+def compile_template(
+    environment: ImmutableSandboxedEnvironment, source: str, *, name: str, filename: str
+) -> JinjaTemplate:
+    """Compile ``source`` under ``filename``, so runtime tracebacks point at the template's lines.
+
+    Raises ``jinja2.TemplateSyntaxError`` for what only compilation finds (an unknown filter).
+    """
+    code = environment.compile(source, name=name, filename=filename)
+    return environment.template_class.from_code(environment, code, environment.make_globals(None))
+
+
+def compile_tracking(
+    source: str, *, name: str, filename: str
+) -> tuple[JinjaTemplate, tuple[TrackedExpression, ...]]:
+    """Compile ``source`` in tracking mode, in an environment of its own.
+
+    Returns the template and what each of its marker ids stands for. Nothing is kept anywhere
+    else: the record lives as long as the caller keeps the result.
+    """
+    env = _build(_TrackingEnvironment, [SegmentExtension, TrackingExtension])
+    env.globals[_TRACK_FUNCTION] = _track
+    compiled = compile_template(env, source, name=name, filename=filename)
+    return compiled, tuple(env.tracked)
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:

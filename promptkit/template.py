@@ -1,9 +1,10 @@
 """Prompt templates: load, check statically, render into segments.
 
-A :class:`PromptTemplate` is checked once, when it is loaded: segments at the top level and in
-order of falling stability, every variable declared with a stability class, and no variable (or
-name derived from one by ``set``, ``for`` or a macro) rendering into a segment more stable than
-itself. Errors name the template file, line and variable. Rendering then only has to run Jinja.
+A :class:`PromptTemplate` is checked once, when it is loaded, by the template analysis
+(:mod:`promptkit.template_analysis`): the first finding that stops loading is raised as its
+typed error, naming the template file, line and variable. Each template compiles in an
+environment of its own (:func:`promptkit.environment.template_environment`), so nothing is
+shared between templates or left behind by them. Rendering then only has to run Jinja.
 """
 
 from __future__ import annotations
@@ -16,35 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Template as JinjaTemplate
-from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 
 from promptkit.environment import (
     SEGMENT_CLOSE,
     SEGMENT_OPEN,
     SEGMENT_SEP,
     TrackedExpression,
+    compile_template,
+    compile_tracking,
     contains_marker,
-    make_environment,
     strip_tracking,
+    template_environment,
 )
-from promptkit.errors import (
-    PromptkitError,
-    StabilityError,
-    TemplateError,
-    TemplateSyntaxError,
-    VariableError,
-)
-from promptkit.segments import SegmentSpec, Stability, VariableSpec
-from promptkit.template_ast import const, derive_names, is_tag_call
+from promptkit.errors import PromptkitError, TemplateError, VariableError
+from promptkit.segments import SegmentSpec, VariableSpec
+from promptkit.template_analysis import TemplateAnalysis, analyze_source
 
 __all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
-
-_ENV = make_environment()
-_TRACKING_ENV = make_environment(tracking=True)
-_GLOBALS = frozenset(_ENV.globals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +66,22 @@ class PromptTemplate:
         self.name = name
         self.path = path
         self._filename = str(path) if path is not None else name
-        try:
-            ast = _ENV.parse(source, name=name, filename=self._filename)
-        except JinjaSyntaxError as exc:
-            raise TemplateSyntaxError(
-                exc.message or str(exc), template=self._filename, line=exc.lineno
-            ) from None
-        self.variables: dict[str, VariableSpec] = {}
-        self.segments: list[SegmentSpec] = []
-        self._derived: dict[str, tuple[Stability, str]] = {}
+        self._environment = template_environment()
+        #: Everything the static analysis found; a loaded template has only non-blocking findings.
+        self.analysis: TemplateAnalysis = analyze_source(
+            source, environment=self._environment, filename=self._filename
+        )
+        first = self.analysis.blocking
+        if first is not None and first.raises is not None:
+            raise self._error(first.raises, first.message, first.line, first.variable)
+        self.variables: dict[str, VariableSpec] = dict(self.analysis.variables)
+        self.segments: list[SegmentSpec] = list(self.analysis.segments)
         #: Declared variables each segment reads (directly or through derived names).
-        self.segment_variables: dict[str, frozenset[str]] = {}
-        self._analyse(ast)
-        self._compiled = self._compile(_ENV)
+        self.segment_variables: dict[str, frozenset[str]] = dict(self.analysis.segment_variables)
+        # The analysis ran Jinja's code generator already, so compiling cannot fail here.
+        self._compiled = compile_template(
+            self._environment, source, name=name, filename=self._filename
+        )
 
     # -- construction ---------------------------------------------------------------------
 
@@ -130,136 +123,6 @@ class PromptTemplate:
         self, cls: type[TemplateError], message: str, line: int | None, variable: str | None = None
     ) -> TemplateError:
         return cls(message, template=self._filename, line=line, variable=variable)
-
-    # -- static analysis ------------------------------------------------------------------
-
-    def _analyse(self, ast: nodes.Template) -> None:
-        segment_nodes: list[nodes.CallBlock] = []
-        for node in ast.body:
-            if isinstance(node, nodes.ExprStmt) and is_tag_call(node.node, "_declare"):
-                self._declare(node)
-            elif isinstance(node, nodes.CallBlock) and is_tag_call(node.call, "_segment"):
-                segment_nodes.append(node)
-            elif isinstance(node, nodes.Output):
-                self._check_outside_output(node)
-            elif not isinstance(node, nodes.Assign | nodes.AssignBlock | nodes.Macro):
-                raise self._error(
-                    TemplateSyntaxError,
-                    f"{{% {type(node).__name__.lower()} %}} outside a segment: put it inside a "
-                    "{% segment %} block (segments must be at the top level)",
-                    node.lineno,
-                )
-        if not segment_nodes:
-            raise self._error(
-                TemplateSyntaxError,
-                "the template has no {% segment NAME CLASS %} block; wrap its text in segments",
-                1,
-            )
-        self._derive_names(ast)
-        for node in segment_nodes:
-            self._add_segment(node)
-        self._check_undeclared(ast)
-        self._check_roles()
-
-    def _declare(self, node: nodes.ExprStmt) -> None:
-        call = node.node
-        assert isinstance(call, nodes.Call)
-        items = call.args[0]
-        assert isinstance(items, nodes.List)
-        for item in items.items:
-            assert isinstance(item, nodes.Tuple)
-            name, stability, line = (const(x) for x in item.items)
-            if name in self.variables:
-                raise self._error(VariableError, "variable declared twice", line, name)
-            self.variables[name] = VariableSpec(name, Stability.parse(stability), line)
-
-    def _check_outside_output(self, node: nodes.Output) -> None:
-        for child in node.nodes:
-            if isinstance(child, nodes.TemplateData) and not child.data.strip():
-                continue
-            raise self._error(
-                TemplateSyntaxError,
-                "text or expression outside a segment: put it inside a {% segment %} block",
-                child.lineno,
-            )
-
-    def _stability_of(self, name: str) -> tuple[Stability, str] | None:
-        if name in self.variables:
-            return self.variables[name].stability, name
-        return self._derived.get(name)
-
-    def _derive_names(self, ast: nodes.Template) -> None:
-        self._derived = derive_names(ast, self.variables)
-
-    def _add_segment(self, node: nodes.CallBlock) -> None:
-        call = node.call
-        assert isinstance(call, nodes.Call)
-        name, stability_label, role = (const(a) for a in call.args)
-        spec = SegmentSpec(name, Stability.parse(stability_label), node.lineno, role)
-        if any(s.name == name for s in self.segments):
-            raise self._error(
-                TemplateSyntaxError, f"segment {name!r} is defined twice", node.lineno
-            )
-        for inner in node.find_all(nodes.CallBlock):
-            if is_tag_call(inner.call, "_segment"):
-                raise self._error(TemplateSyntaxError, "segments cannot be nested", inner.lineno)
-        if self.segments and spec.stability < self.segments[-1].stability:
-            before = self.segments[-1]
-            raise self._error(
-                StabilityError,
-                f"segment {name!r} ({spec.stability.label}) comes after the less stable segment "
-                f"{before.name!r} ({before.stability.label}): nothing after a volatile segment can "
-                "be cached, so order segments from most to least stable",
-                node.lineno,
-            )
-        used: set[str] = set()
-        for ref in node.find_all(nodes.Name):
-            if ref.ctx != "load":
-                continue
-            found = self._stability_of(ref.name)
-            if found is not None:
-                used.add(found[1])
-            if found is not None and found[0] > spec.stability:
-                stability, origin = found
-                via = "" if origin == ref.name else f" (built from {origin!r})"
-                raise self._error(
-                    StabilityError,
-                    f"{stability.label} value{via} renders into the {spec.stability.label} segment "
-                    f"{name!r}: every change of it would move the cached prefix; move it to a "
-                    f"{stability.label} segment further down, or declare it "
-                    f"{spec.stability.label} if it really is that stable",
-                    ref.lineno,
-                    ref.name,
-                )
-        self.segment_variables[name] = frozenset(used)
-        self.segments.append(spec)
-
-    def _check_undeclared(self, ast: nodes.Template) -> None:
-        undeclared = meta.find_undeclared_variables(ast) - set(self.variables) - _GLOBALS
-        if not undeclared:
-            return
-        first = min(
-            (ref for ref in ast.find_all(nodes.Name) if ref.name in undeclared),
-            key=lambda ref: ref.lineno,
-        )
-        raise self._error(
-            VariableError,
-            "variable is used but not declared; add it to {% vars NAME=CLASS %} with its "
-            "stability class",
-            first.lineno,
-            first.name,
-        )
-
-    def _check_roles(self) -> None:
-        with_role = [s for s in self.segments if s.role is not None]
-        if with_role and len(with_role) != len(self.segments):
-            missing = next(s for s in self.segments if s.role is None)
-            raise self._error(
-                TemplateSyntaxError,
-                f"segment {missing.name!r} has no role= but others do: in a chat template every "
-                "segment needs a role",
-                missing.line,
-            )
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -336,40 +199,30 @@ class PromptTemplate:
 
     def render_tracked(self, variables: Mapping[str, Any]) -> tuple[list[str], list[TrackedSpan]]:
         """Render with provenance: segment texts plus the spans each expression produced."""
-        compiled = self._tracking_compiled
+        compiled, expressions = self._tracking
         output = self._run(compiled, variables)
-        registry: list[TrackedExpression] = _TRACKING_ENV.tracked  # type: ignore[attr-defined]
         texts: list[str] = []
         spans: list[TrackedSpan] = []
         for index, raw in enumerate(self._split(output)):
             clean, raw_spans = strip_tracking(raw)
             texts.append(clean)
-            spans.extend(TrackedSpan(index, s, e, registry[i]) for s, e, i in raw_spans)
+            spans.extend(TrackedSpan(index, s, e, expressions[i]) for s, e, i in raw_spans)
         return texts, spans
 
     @cached_property
-    def _tracking_compiled(self) -> JinjaTemplate:
-        return self._compile(_TRACKING_ENV)
-
-    def _compile(self, env: SandboxedEnvironment) -> JinjaTemplate:
-        # Compiled with our filename, so runtime errors' tracebacks point at this template's lines.
-        code = env.compile(self.source, name=self.name, filename=self._filename)
-        return env.template_class.from_code(env, code, env.make_globals(None))
+    def _tracking(self) -> tuple[JinjaTemplate, tuple[TrackedExpression, ...]]:
+        # Compiled on first use, in an environment of its own; what each marker id stands for
+        # belongs to this template and goes with it.
+        return compile_tracking(self.source, name=self.name, filename=self._filename)
 
     def variable_lines(self, name: str) -> list[int]:
         """Lines where ``name`` (or a name derived from it) is read, for reports."""
-        ast = _ENV.parse(self.source)
-        lines = set()
-        for ref in ast.find_all(nodes.Name):
-            if ref.ctx == "load":
-                found = self._stability_of(ref.name)
-                if ref.name == name or (found is not None and found[1] == name):
-                    lines.add(ref.lineno)
-        return sorted(lines)
+        reads = self.analysis.reads
+        return sorted({line for ref, line in reads if name in (ref, self.derived_origin(ref))})
 
     def derived_origin(self, name: str) -> str | None:
         """The declared variable a local name was built from, if any."""
         if name in self.variables:
             return name
-        found = self._derived.get(name)
+        found = self.analysis.derived.get(name)
         return found[1] if found else None

@@ -155,3 +155,47 @@ def test_tracked_render_maps_text_to_lines() -> None:
     expression = next(s for s in spans if s.origin.kind == "expression" and s.segment == 1)
     assert (expression.start, expression.end, expression.origin.line) == (0, 3, 6)
     assert expression.origin.names == ("document",)
+
+
+def test_loader_raises_the_first_blocking_finding_in_source_order() -> None:
+    source = (
+        "{% vars q=request %}\n"
+        "{% segment s static %}{{ zz }}{% endsegment %}\n"
+        "{% segment q request %}{{ q }}{% endsegment %}\n"
+        "{% segment t static %}x{% endsegment %}\n"
+    )
+    with pytest.raises(VariableError) as info:
+        PromptTemplate.from_string(source, name="first")
+    assert (info.value.line, info.value.variable) == (2, "zz")
+    assert "add it to {% vars zz=CLASS %}" in str(info.value)
+
+
+def test_clock_call_on_undeclared_name_is_refused_with_the_clock_message() -> None:
+    with pytest.raises(VariableError, match=r"now\(\) differs on every render") as info:
+        PromptTemplate.from_string(GOOD.replace("You are helpful.", "{{ now() }}"))
+    assert (info.value.line, info.value.variable) == (3, "now")
+
+
+def test_unknown_filter_is_a_typed_error_regression() -> None:
+    # It used to escape as jinja2's own TemplateAssertionError.
+    with pytest.raises(TemplateSyntaxError, match="No filter named 'nosuch'") as info:
+        PromptTemplate.from_string(GOOD.replace("{{ document }}", "{{ document | nosuch }}"))
+    assert info.value.line == 6
+
+
+def test_warnings_stay_on_a_loaded_template() -> None:
+    template = PromptTemplate.from_string(
+        GOOD.replace("document=session,", "document=session, spare=static,")
+    )
+    assert [(f.rule, f.variable) for f in template.analysis.findings] == [("PK502", "spare")]
+    assert template.analysis.blocking is None
+
+
+def test_variable_lines_follow_derived_names() -> None:
+    template = PromptTemplate.from_string(
+        GOOD.replace(
+            "{% segment q request %}", "{% set q2 = question %}{% segment q request %}"
+        ).replace("Q: {{ question }}", "Q: {{ question }} {{ q2 }}")
+    )
+    assert template.variable_lines("question") == [8, 9]
+    assert template.derived_origin("q2") == "question"

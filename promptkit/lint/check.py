@@ -15,8 +15,6 @@ from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
-
 from promptkit.builder import PromptBuilder
 from promptkit.errors import LintConfigError, TemplateError
 from promptkit.lint.config import LintConfig, load_config
@@ -143,8 +141,8 @@ def check_template(
     try:
         source = path.read_text(encoding="utf-8")
         template = PromptTemplate(source, name=shown)
-    except (OSError, TemplateError, JinjaSyntaxError) as exc:
-        line = getattr(exc, "line", None) or getattr(exc, "lineno", None)
+    except (OSError, TemplateError) as exc:
+        line = getattr(exc, "line", None)
         detail = getattr(exc, "detail", None) or str(exc)
         return [Finding("PK706", shown, line, f"the template does not load: {detail}")], None
     measured = measure(template, load_fixtures(fixtures_file), builder=builder, policy=policy)

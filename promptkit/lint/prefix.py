@@ -8,14 +8,11 @@ Otherwise ``promptkit check`` measures it on the sample variables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from jinja2 import nodes
 
 from promptkit.builder import PromptBuilder
 from promptkit.lint.rules import Finding
-from promptkit.segments import SegmentSpec
 from promptkit.template import PromptTemplate, RenderedSegment
 from promptkit.tokenization import Tokenizer
 
@@ -47,39 +44,22 @@ def short_prefix_message(tokens: int, policy: PrefixPolicy) -> str:
     )
 
 
-def _literal(body: list[nodes.Node]) -> str | None:
-    """The text a segment body always renders, if it is literal text only."""
-    parts: list[str] = []
-    for node in body:
-        if not isinstance(node, nodes.Output):
-            return None
-        for child in node.nodes:
-            if not isinstance(child, nodes.TemplateData):
-                return None
-            parts.append(child.data)
-    return "".join(parts)
-
-
-def literal_prefix_findings(
-    template: PromptTemplate,
-    segments: Sequence[tuple[SegmentSpec, nodes.CallBlock]],
-    *,
-    prefix: PrefixPolicy,
-) -> list[Finding]:
+def literal_prefix_findings(template: PromptTemplate, *, prefix: PrefixPolicy) -> list[Finding]:
     """PK601 when the stable segments are literal text (exact) or absent (zero tokens)."""
+    segments = template.segments
     if not segments:
         return []
-    stable = [(spec, node) for spec, node in segments if spec.stability.is_stable]
-    line = segments[0][0].line
+    stable = [spec for spec in segments if spec.stability.is_stable]
+    line = segments[0].line
     if not stable:
         return [Finding("PK601", template.filename, line, short_prefix_message(0, prefix))]
-    texts = {spec.name: _literal(node.body) for spec, node in stable}
-    if None in texts.values():
+    texts = template.analysis.literal_texts
+    if any(texts[spec.name] is None for spec in stable):
         return []  # depends on variables: `promptkit check` measures it on samples
     # The first volatile segment gets a placeholder (it ends the prefix); later ones do not matter.
-    rendered = [RenderedSegment(spec, texts[spec.name] or "") for spec, _ in stable]
+    rendered = [RenderedSegment(spec, texts[spec.name] or "") for spec in stable]
     if len(segments) > len(stable):
-        rendered.append(RenderedSegment(segments[len(stable)][0], "?"))
+        rendered.append(RenderedSegment(segments[len(stable)], "?"))
     built = prefix.builder().build_rendered(template, rendered, {})
     if built.stable_tokens >= prefix.threshold:
         return []

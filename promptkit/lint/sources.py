@@ -23,7 +23,6 @@ from promptkit.lint.template_rules import lint_template
 
 __all__ = ["lint_chat_template", "lint_python"]
 
-_LEXER = Environment()
 _TEMPLATE_FACTORIES = frozenset({"PromptTemplate", "from_string"})
 
 
@@ -31,7 +30,7 @@ def lint_chat_template(source: str, *, path: str) -> list[Finding]:
     """PK103 and PK201 for a model chat template."""
     try:
         clock = set(ChatTemplate(source, name=path).volatile_names)
-        tokens = [t for t in _LEXER.lex(source) if t[1] != "whitespace"]
+        tokens = [t for t in Environment().lex(source) if t[1] != "whitespace"]
     except (TokenizationError, JinjaSyntaxError) as exc:
         return [Finding("PK001", path, getattr(exc, "lineno", None), str(exc))]
     findings: list[Finding] = []

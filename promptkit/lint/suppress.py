@@ -16,12 +16,11 @@ from dataclasses import dataclass, replace
 
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
-from promptkit.environment import make_environment
+from promptkit.environment import template_environment
 from promptkit.lint.rules import RULES, Finding
 
 __all__ = ["Suppression", "apply_suppressions", "jinja_suppressions", "python_suppressions"]
 
-_ENV = make_environment()
 # Matches the *text of one comment*, not template source.
 _DIRECTIVE = re.compile(r"^\s*promptkit:\s*ignore\[(?P<rules>[^\]]*)\]\s*(?P<reason>.*?)\s*$", re.S)
 
@@ -63,7 +62,7 @@ def jinja_suppressions(
     found: list[Suppression] = []
     bad: list[Finding] = []
     try:
-        tokens = list(_ENV.lex(source))
+        tokens = list(template_environment().lex(source))
     except JinjaSyntaxError:
         return [], []  # PK001 reports the syntax error
     for line, kind, value in tokens:

@@ -63,6 +63,29 @@ def test_lint_reports_every_template_the_loader_rejects() -> None:
             assert report.failed, path.name
 
 
+def test_loader_error_is_a_lint_finding_word_for_word() -> None:
+    # One analysis: the loader raises the first blocking finding, lint reports it unchanged.
+    refused = 0
+    for path in BAD:
+        if path.suffix != ".j2":
+            continue
+        try:
+            PromptTemplate.from_file(path)
+        except TemplateError as exc:
+            refused += 1
+            report = lint_paths([path], config=LintConfig(root=ROOT, ignore=("PK601",)))
+            assert (exc.line, exc.detail) in {(f.line, f.message) for f in report.active}, path
+    assert refused >= 10
+
+
+def test_unknown_filter_is_pk001_regression() -> None:
+    # lint used to crash with jinja2's TemplateAssertionError instead of reporting it.
+    path = HERE / "corpus" / "bad" / "PK001_unknown_filter.j2"
+    report = lint_paths([path], config=LintConfig(root=ROOT, ignore=("PK601",)))
+    assert [(f.rule, f.line) for f in report.active] == [("PK001", 6)]
+    assert "No filter named 'shout'" in report.active[0].message
+
+
 def test_lint_reports_all_findings_not_just_the_first() -> None:
     source = (
         "{% vars question=request, spare=static %}\n"

@@ -1,13 +1,15 @@
 """What looks volatile without running anything: clock and random calls, id and per-user fields.
 
-These are heuristics by name, which is why the field rule (PK102) is a warning: a variable called
-``request_id`` declared ``static`` is almost always a mistake, but the linter cannot know. The
-call rule (PK101) is an error: ``now()`` or ``uuid4()`` differ on every call by definition.
+Read by the template analysis (:mod:`promptkit.template_analysis`). These are heuristics by
+name, which is why the field rule (PK102) is a warning: a variable called ``request_id``
+declared ``static`` is almost always a mistake, but the linter cannot know. The call rule
+(PK101) is an error: ``now()`` or ``uuid4()`` differ on every call by definition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from jinja2 import nodes
@@ -18,8 +20,10 @@ __all__ = [
     "VOLATILE_CALLS",
     "VOLATILE_FILTERS",
     "VOLATILE_NAMES",
+    "VolatileSource",
     "call_name",
     "field_stability",
+    "root_name",
     "self_and_all",
     "volatile_sources",
 ]
@@ -139,6 +143,13 @@ def call_name(call: nodes.Call) -> tuple[str | None, str]:
     return None, "call"
 
 
+def root_name(node: nodes.Node) -> str | None:
+    """The variable an attribute or item chain starts from (``clock`` in ``clock.now``)."""
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        node = node.node
+    return node.name if isinstance(node, nodes.Name) else None
+
+
 def self_and_all(node: nodes.Node, kind: type[_N]) -> Iterator[_N]:
     """``node`` itself (if a ``kind``) and its descendants -- ``find_all`` skips the node."""
     if isinstance(node, kind):
@@ -146,17 +157,26 @@ def self_and_all(node: nodes.Node, kind: type[_N]) -> Iterator[_N]:
     yield from node.find_all(kind)
 
 
-def volatile_sources(node: nodes.Node) -> Iterator[tuple[int, str]]:
-    """Clock/random calls, random filters and clock globals inside ``node``: (line, what)."""
+@dataclass(frozen=True, slots=True)
+class VolatileSource:
+    """A clock or random call, filter or global: where, how to show it, the name it reads."""
+
+    line: int
+    shown: str
+    root: str | None
+
+
+def volatile_sources(node: nodes.Node) -> Iterator[VolatileSource]:
+    """Clock/random calls, random filters and clock globals inside ``node``."""
     called: set[int] = set()
     for call in self_and_all(node, nodes.Call):
         name, shown = call_name(call)
         called.add(id(call.node))
         if name in VOLATILE_CALLS:
-            yield call.lineno, shown
+            yield VolatileSource(call.lineno, shown, root_name(call.node))
     for flt in self_and_all(node, nodes.Filter):
         if flt.name in VOLATILE_FILTERS:
-            yield flt.lineno, f"|{flt.name}"
+            yield VolatileSource(flt.lineno, f"|{flt.name}", None)
     for ref in self_and_all(node, nodes.Name):
         if ref.name in VOLATILE_NAMES and id(ref) not in called and ref.ctx == "load":
-            yield ref.lineno, ref.name
+            yield VolatileSource(ref.lineno, ref.name, ref.name)
