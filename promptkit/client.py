@@ -313,7 +313,8 @@ class Client:
         label: str | None,
     ) -> RequestRecord:
         explanation = None
-        if prompt.source is not None:
+        # Conversations' prompts are drift-checked once the audit takes any prompt source.
+        if isinstance(prompt.source, PromptTemplate):
             explanation = self.drift.check(
                 request_id=request_id, template=prompt.source, prompt=prompt
             )
