@@ -3,7 +3,9 @@
 Each turn's prompt is the previous prompt's ids, then the assistant's generated ids exactly as the
 engine produced them, then the chat template's closing scaffolding and the new message, tokenized
 on their own: :meth:`promptkit.PromptBuilder.extend` builds it. Its segments are the system prompt
-(static), every earlier message (history, append-only) and the newest turn.
+(static), every earlier message (history, append-only) and the newest turn; the client's audit
+reports ``DRIFT`` when a turn shares fewer tokens with the previous turn and its reply than that
+history promises.
 
 The chat template is re-rendered every turn and must reproduce the previous turn's text as a
 prefix. Templates that rewrite history (e.g. drop reasoning blocks of earlier turns) cannot; the

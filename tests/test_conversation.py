@@ -1,7 +1,7 @@
 """Multi-turn conversations, agents, RAG and fan-out (issue: workflows).
 
 The engine-free tests run a conversation on :class:`FunctionEngine` driven by the prefix-cache
-simulator (``tests/prefix_cache_fake.py``) with the real tokenizer: spans, tools. Those
+simulator (``tests/prefix_cache_fake.py``) with the real tokenizer: spans, drift, tools. Those
 that take the ``client`` fixture run on the real engine (``-m engine``).
 """
 
@@ -12,9 +12,9 @@ import itertools
 import pytest
 
 from engine_adapter import SamplingSettings
-from promptkit import Client, Stability, Tokenizer, Verdict, load_template
+from promptkit import ChatTemplate, Client, Stability, Tokenizer, Verdict, load_template
 from promptkit.agent import parse_tool_calls, run_agent
-from promptkit.conversation import Conversation
+from promptkit.conversation import Conversation, ConversationWarning
 from promptkit.rag import BM25Index, Chunk, assemble_context
 from promptkit.source import ChatSource
 from tests.prefix_cache_fake import SimulatedPrefixCache
@@ -267,6 +267,50 @@ def test_a_conversation_prompt_has_real_spans(chat_client: Client, tokenizer: To
     # History is stable up to the reply's last id; the new turn starts after it.
     assert prompt.stable_tokens == spans[2].token_end == spans[3].token_start
     assert isinstance(prompt.source, ChatSource) and prompt.source.history == 3
+
+
+def test_a_system_prompt_edited_between_turns_is_drift_naming_it(chat_client: Client) -> None:
+    chat = Conversation(chat_client, system="Today is 2026-11-20. " + LONG_SYSTEM)
+    chat.say("Hi!")
+    chat.messages[0]["content"] = "Today is 2026-11-21. " + LONG_SYSTEM
+    out = chat.say("When do you open?")
+    assert out.record.verdict is Verdict.DRIFT
+    explanation = out.record.explanation
+    assert explanation is not None
+    assert explanation.cause == "volatile value in a stable segment"
+    assert (explanation.segment, explanation.variable) == ("system", "system")
+    assert explanation.template_file == f"<{chat.name}>" and explanation.compared_with == 1
+    assert "2026-11-21" in (explanation.diff or "")
+
+
+# The model's template, except that the newest user message is marked: every turn re-renders the
+# previous user message without the mark, so history moves under the reply that follows it.
+MARKS_LATEST = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}"
+    "{% if loop.last and message['role'] == 'user' %} (latest){% endif %}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_chat_template_that_re_renders_history_is_drift(
+    chat_client: Client, tokenizer: Tokenizer
+) -> None:
+    special = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>"}
+    chat = Conversation(
+        chat_client,
+        system=LONG_SYSTEM,
+        chat_template=ChatTemplate(MARKS_LATEST, special_tokens=special),
+    )
+    chat.say("Hi! Please tell me everything about the sourdough, the rye and the croissants.")
+    with pytest.warns(ConversationWarning, match="re-rendered earlier turns differently"):
+        out = chat.say("When do you open?")
+    assert out.record.verdict is Verdict.DRIFT
+    explanation = out.record.explanation
+    assert explanation is not None
+    assert explanation.cause == "unstable rendering with equal variables"
+    assert explanation.segment == "message 1" and explanation.compared_with == 1
+    assert "latest" in (explanation.theirs or "") and "latest" not in (explanation.ours or "")
 
 
 def test_tools_without_a_slot_reach_the_system_prompt_in_one_format(
