@@ -54,6 +54,7 @@ from promptkit.report import (
     summarize,
 )
 from promptkit.segments import SegmentSpec, Stability, VariableSpec
+from promptkit.source import ChatSource, PromptSource
 from promptkit.template import PromptTemplate
 from promptkit.templates import load_template
 from promptkit.tokenization import Tokenizer
@@ -69,6 +70,7 @@ __all__ = [
     "Boundary",
     "BoundaryError",
     "BuiltPrompt",
+    "ChatSource",
     "ChatTemplate",
     "Chunk",
     "Client",
@@ -86,6 +88,7 @@ __all__ = [
     "ModelError",
     "PrefixCacheMirror",
     "PromptBuilder",
+    "PromptSource",
     "PromptTemplate",
     "PromptkitError",
     "RequestRecord",

@@ -1,42 +1,56 @@
-"""Build prompts: render a template, normalize, apply the chat template, tokenize the tail only.
+"""Build prompts: one builder for templates and for conversations.
 
-Per request the builder renders the template (Jinja, microseconds), normalizes stable segments,
-renders the chat template when segments carry roles, looks the stable prefix up in the tokenizer's
-cache (one hash of its text) and tokenizes only the volatile tail, checking the boundary.
+Template mode (:meth:`PromptBuilder.build`) renders a template (Jinja, microseconds), normalizes
+stable segments, renders the chat template when segments carry roles, looks the stable prefix up
+in the tokenizer's cache (one hash of its text) and tokenizes only the volatile tail, checking
+every boundary.
+
+Chat mode builds a conversation's prompts from messages, one segment per message.
+:meth:`PromptBuilder.build_chat` builds one whole; :meth:`PromptBuilder.extend` continues a built
+prompt: its ids, then the ids the model generated exactly as it generated them (never re-tokenized
+from text: the model may emit a token sequence that tokenizing its text would not reproduce, and
+the engine has cached those blocks), then the chat template's closing scaffolding and the new
+messages, tokenized on their own. The chat template must reproduce the previous prompt and the
+reply as a prefix; one that re-renders history differently (e.g. drops the reasoning of earlier
+turns) gets a :class:`ConversationWarning` with the position, and the prompt is built whole.
+
+Both modes place chat segment boundaries by markers (:meth:`ChatTemplate.render_located`),
+tokenize pieces through one boundary-checked chain (:class:`~promptkit.tokenization.StablePrefix`)
+and put tools where :func:`promptkit.tools.tools_into_messages` says.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
+from promptkit import placement
 from promptkit.canonical import normalize_text
-from promptkit.chat import DEFAULT_PINNED_DATE, ChatTemplate
-from promptkit.errors import BoundaryError, TokenizationError
+from promptkit.chat import DEFAULT_PINNED_DATE, ChatTemplate, Located, Message
+from promptkit.errors import BoundaryError, ConversationError, TokenizationError
+from promptkit.placement import Piece
 from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
 from promptkit.segments import SegmentSpec
+from promptkit.source import ChatSource, PromptSource, continued
 from promptkit.template import PromptTemplate, RenderedSegment
-from promptkit.tokenization import Encoded, Tokenizer
-from promptkit.tools import canonical_tools
+from promptkit.tokenization import StablePrefix, Tokenizer, common_prefix
+from promptkit.tools import tools_into_messages
 
-__all__ = ["PromptBuilder"]
+__all__ = ["ConversationWarning", "PromptBuilder"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Piece:
-    spec: SegmentSpec
-    text: str
-    char_start: int
-    text_start: int
+class ConversationWarning(UserWarning):
+    """The chat template re-rendered history differently: prefix caching is lost from there."""
 
 
 class PromptBuilder:
-    """Turns templates and variables into :class:`BuiltPrompt`s for one tokenizer and block size.
+    """Turns templates and variables, or chat messages, into :class:`BuiltPrompt`s.
 
     Args:
         tokenizer: the model's tokenizer.
@@ -75,6 +89,8 @@ class PromptBuilder:
             )
         return self._chat
 
+    # -- template mode --------------------------------------------------------------------
+
     def build(
         self,
         template: PromptTemplate,
@@ -97,7 +113,7 @@ class PromptBuilder:
         texts = [self._normalized(seg) for seg in rendered]
         specs = [seg.spec for seg in rendered]
         if template.is_chat:
-            text, pieces = self._chat_pieces(specs, texts, tools)
+            text, pieces = self._role_pieces(specs, texts, tools)
             leading_special = False
         else:
             if tools:
@@ -106,50 +122,219 @@ class PromptBuilder:
                     "for plain templates render tools with {{ tools | tojson }}"
                 )
             text = "".join(texts)
-            pieces = _plain_pieces(specs, texts)
+            pieces = placement.plain_pieces(specs, texts)
             leading_special = True
-        stable = [p for p in pieces if p.spec.stability.is_stable]
-        tail = pieces[len(stable) :]
-        prefix = self.tokenizer.encode_stable(
-            [p.text for p in stable], leading_special=leading_special
+        stable = [p.text for p in pieces if p.stability.is_stable]
+        prefix = self.tokenizer.encode_stable(stable, leading_special=leading_special)
+        chain = placement.tokenize(
+            self.tokenizer, pieces[len(stable) :], start=prefix, leading_special=leading_special
         )
-        encoded = prefix.encoded
-        ends = list(prefix.ends)
-        moved = list(prefix.moved)
-        stable_tokens = len(encoded.ids)
-        for index, piece in enumerate(tail):
-            ext = self.tokenizer.extend(
-                encoded, piece.text, leading_special=leading_special and not encoded.text
+        # Tokens that merged into the first volatile piece leave the stable prefix.
+        merged = chain.moved[len(stable)] if len(pieces) > len(stable) else 0
+        prompt = self._prompt(
+            template,
+            text=text,
+            pieces=pieces,
+            chain=chain,
+            stable_tokens=len(prefix.encoded.ids) - merged,
+            chat=self.chat_template if template.is_chat else None,
+            variables=variables,
+        )
+        self._report_moves(template, prompt.boundaries)
+        return prompt
+
+    def _role_pieces(
+        self, specs: list[SegmentSpec], texts: list[str], tools: Sequence[Any] | None
+    ) -> tuple[str, list[Piece]]:
+        """A role template's segments as chat messages (consecutive roles merged), placed."""
+        messages: list[dict[str, str]] = []
+        members: list[list[int]] = []
+        for index, spec in enumerate(specs):
+            if messages and messages[-1]["role"] == spec.role:
+                messages[-1]["content"] += texts[index]
+                members[-1].append(index)
+            else:
+                messages.append({"role": str(spec.role), "content": texts[index]})
+                members.append([index])
+        listed, slot = self._tools_into(self.chat_template, messages, tools)
+        opening: list[list[str]] = [[]] * (len(listed) - len(messages))  # the tools' own message
+        pieces_of = [*opening, *([texts[i] for i in m] for m in members)]
+        text, located = self.chat_template.render_located(listed, pieces_of, tools=slot)
+        starts = [loc.start for loc in located]
+        if None in starts:
+            raise TokenizationError(
+                "the chat template changes message content beyond stripping it, so segment "
+                f"boundaries cannot be placed (role {specs[starts.index(None)].role!r})"
             )
-            if ext.moved_tokens:
-                cut = len(encoded.ids) - ext.moved_tokens
-                ends = [min(e, cut) for e in ends]
-                if index == 0:
-                    stable_tokens = cut
-            encoded = ext.encoded
-            ends.append(len(encoded.ids))
-            moved.append(ext.moved_tokens)
-        ids = _dedupe_bos(encoded, self.tokenizer.bos_token_id)
-        spans = _spans(pieces, ends, len(text), offset=len(encoded.ids) - len(ids))
-        boundaries = tuple(
-            Boundary(pieces[i - 1].spec.name, moved[i]) for i in range(1, len(pieces))
+        return text, placement.role_pieces(specs, text, [int(s or 0) for s in starts])
+
+    # -- chat mode --------------------------------------------------------------------------
+
+    def build_chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        name: str,
+        key: str,
+        history: int,
+        tools: Sequence[Any] | None = None,
+        chat_template: ChatTemplate | None = None,
+    ) -> BuiltPrompt:
+        """A conversation's prompt, built whole: ``messages[:history]`` are its history.
+
+        ``key`` names the drift history the prompt joins (see :class:`ChatSource`).
+        """
+        chat = chat_template or self.chat_template
+        listed, slot = self._tools_into(chat, messages, tools)
+        inserted = len(listed) - len(messages)  # a system message that holds only the tools
+        source = ChatSource(
+            name=name,
+            key=key,
+            chat=chat,
+            messages=tuple(listed),
+            tools=tuple(slot or ()),
+            history=history + inserted,
         )
-        self._report_moves(template, boundaries)
+        return self._whole_chat(source, *placement.locate_messages(source))
+
+    def extend(
+        self,
+        prompt: BuiltPrompt,
+        *,
+        generated_ids: Sequence[int],
+        generated_text: str,
+        messages: Sequence[Message] = (),
+    ) -> BuiltPrompt:
+        """The next turn of a conversation prompt: its ids, the reply's ids, the new messages."""
+        before = continued(prompt, generated_ids=generated_ids, generated_text=generated_text)
+        if not isinstance(before.source, ChatSource):
+            raise ConversationError(
+                f"{prompt.template_file}: only a conversation's prompt can be extended; build "
+                "the next prompt from the template instead"
+            )
+        source = before.source.then(messages)
+        text, located = placement.locate_messages(source)
+        if not text.startswith(before.text):
+            position = common_prefix(text, before.text)
+            warnings.warn(
+                f"{source.name}: the chat template re-rendered earlier turns differently at "
+                f"character {position} ({before.text[position : position + 30]!r} became "
+                f"{text[position : position + 30]!r}); prefix caching is lost from there. Pass "
+                "chat_template= with a template that keeps history verbatim (see "
+                "promptkit.conversation)",
+                ConversationWarning,
+                stacklevel=3,
+            )
+            return self._whole_chat(source, text, located)
+        base, start = before.token_ids, len(before.text)
+        if generated_ids and generated_ids[-1] == self.tokenizer.eos_token_id:
+            eos = source.chat.special_tokens.get("eos_token")
+            if eos and text.startswith(eos, start):  # the ids hold it already
+                start += len(eos)
+            else:  # the template closes turns with another token: the text has no EOS
+                base = base[:-1]
+        first = len(before.source.messages)
+        bounds = placement.message_bounds(located, first, start)
+        pieces = placement.message_pieces(source, text, located, bounds, first)
+        chain = placement.tokenize(self.tokenizer, pieces)
+        *history, reply = before.segments
+        return self._prompt(
+            source,
+            text=text,
+            pieces=pieces,
+            chain=chain,
+            stable_tokens=len(base),
+            chat=source.chat,
+            variables=source.values(),
+            base=base,
+            history=(*history, replace(reply, char_end=start, token_end=len(base))),
+            history_boundaries=before.boundaries,
+        )
+
+    def _whole_chat(self, source: ChatSource, text: str, located: list[Located]) -> BuiltPrompt:
+        bounds = placement.message_bounds(located, 0, 0)
+        history = source.history
+        if history > 0:
+            # History ends where the chat template closes its last message, before the next
+            # one's header (whose role is not known in advance), when rendering it alone says so.
+            head = source.chat.render(
+                source.messages[:history], add_generation_prompt=False, tools=source.tools or None
+            )
+            opens = located[history].start if history < len(located) else None
+            if (
+                text.startswith(head)
+                and bounds[history] <= len(head)
+                and (opens is None or len(head) <= opens)
+            ):
+                bounds[history] = len(head)
+        pieces = placement.message_pieces(source, text, located, bounds, 0)
+        chain = placement.tokenize(self.tokenizer, pieces)
+        stable = [p for p in pieces if p.stability.is_stable]
+        return self._prompt(
+            source,
+            text=text,
+            pieces=pieces,
+            chain=chain,
+            stable_tokens=chain.ends[len(stable) - 1] if stable else 0,
+            chat=source.chat,
+            variables=source.values(),
+        )
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _prompt(
+        self,
+        source: PromptSource,
+        *,
+        text: str,
+        pieces: Sequence[Piece],
+        chain: StablePrefix,
+        stable_tokens: int,
+        chat: ChatTemplate | None,
+        variables: Mapping[str, Any],
+        base: tuple[int, ...] = (),
+        history: tuple[SegmentSpan, ...] = (),
+        history_boundaries: tuple[Boundary, ...] = (),
+    ) -> BuiltPrompt:
+        """Assemble the prompt; an extended one starts with ``base`` ids and ``history`` spans."""
+        if history:
+            ids = base + chain.encoded.ids
+            shift = len(base)
+            joints = (*history_boundaries, Boundary(history[-1].name, 0))
+        else:
+            ids = placement.dedupe_bos(chain.encoded, self.tokenizer.bos_token_id)
+            shift = len(ids) - len(chain.encoded.ids)
+            joints = ()
         return BuiltPrompt(
-            template=template.name,
-            template_file=template.filename,
+            template=source.name,
+            template_file=source.filename,
             text=text,
             token_ids=ids,
-            segments=spans,
-            boundaries=boundaries,
+            segments=(*history, *placement.spans(pieces, chain.ends, len(text), shift=shift)),
+            boundaries=(*joints, *placement.boundaries(pieces, chain.moved)),
             stable_tokens=min(stable_tokens, len(ids)),
             block_size=self.block_size,
             tokenizer_fingerprint=self.tokenizer.fingerprint,
-            chat_template_fingerprint=self.chat_template.fingerprint if template.is_chat else None,
-            template_fingerprint=template.fingerprint,
-            source=template,
+            chat_template_fingerprint=chat.fingerprint if chat is not None else None,
+            template_fingerprint=(
+                source.chat.fingerprint if isinstance(source, ChatSource) else source.fingerprint
+            ),
+            source=source,
             variables=variables,
         )
+
+    def _tools_into(
+        self, chat: ChatTemplate, messages: Sequence[Message], tools: Sequence[Any] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        slot = "tools" in chat.used_names
+        if tools and not slot and ("tools", chat.fingerprint) not in self._warned:
+            self._warned.add(("tools", chat.fingerprint))
+            log.info(
+                "%s has no place for tools: they are appended to the system prompt, one "
+                "canonical JSON schema per line",
+                chat.name,
+            )
+        return tools_into_messages(messages, tools, slot=slot)
 
     def _report_moves(self, template: PromptTemplate, boundaries: tuple[Boundary, ...]) -> None:
         for boundary in boundaries:
@@ -171,98 +356,3 @@ class PromptBuilder:
         if self.normalize and segment.spec.stability.is_stable:
             return normalize_text(segment.text)
         return segment.text
-
-    def _chat_pieces(
-        self, specs: list[SegmentSpec], texts: list[str], tools: Sequence[Any] | None
-    ) -> tuple[str, list[_Piece]]:
-        messages: list[dict[str, str]] = []
-        members: list[list[int]] = []
-        for index, spec in enumerate(specs):
-            if messages and messages[-1]["role"] == spec.role:
-                messages[-1]["content"] += texts[index]
-                members[-1].append(index)
-            else:
-                messages.append({"role": str(spec.role), "content": texts[index]})
-                members.append([index])
-        chat_tools = canonical_tools(tools) if tools else None
-        text = self.chat_template.render(messages, add_generation_prompt=True, tools=chat_tools)
-        located = _locate(text, messages, members, texts)
-        # The scaffolding before the first message (BOS, role header) belongs to segment 0.
-        starts = [0, *located[1:]]
-        pieces = [
-            _Piece(
-                spec,
-                text[starts[i] : starts[i + 1] if i + 1 < len(specs) else len(text)],
-                starts[i],
-                located[i],
-            )
-            for i, spec in enumerate(specs)
-        ]
-        return text, pieces
-
-
-def _plain_pieces(specs: list[SegmentSpec], texts: list[str]) -> list[_Piece]:
-    pieces: list[_Piece] = []
-    position = 0
-    for spec, text in zip(specs, texts, strict=True):
-        pieces.append(_Piece(spec, text, position, position))
-        position += len(text)
-    return pieces
-
-
-def _locate(
-    text: str, messages: list[dict[str, str]], members: list[list[int]], texts: list[str]
-) -> list[int]:
-    """Where each segment starts in the chat text; scaffolding goes to the segment before."""
-    starts = [0] * len(texts)
-    cursor = 0
-    for message, indices in zip(messages, members, strict=True):
-        content = message["content"]
-        position = text.find(content, cursor)
-        skipped = 0
-        if position < 0:
-            stripped = content.strip()
-            position = text.find(stripped, cursor)
-            skipped = len(content) - len(content.lstrip())
-            if position < 0:
-                raise TokenizationError(
-                    "the chat template changes message content beyond stripping it, so segment "
-                    f"boundaries cannot be placed (role {message['role']!r})"
-                )
-        offset = position - skipped
-        for index in indices:
-            starts[index] = max(position, offset)
-            offset += len(texts[index])
-        cursor = position + len(content.strip() if skipped else content)
-    return starts
-
-
-def _dedupe_bos(encoded: Encoded, bos: int | None) -> tuple[int, ...]:
-    ids = encoded.ids
-    if bos is not None and len(ids) >= 2 and ids[0] == bos and ids[1] == bos:
-        return ids[1:]
-    return ids
-
-
-def _spans(
-    pieces: list[_Piece], ends: list[int], text_length: int, *, offset: int
-) -> tuple[SegmentSpan, ...]:
-    spans: list[SegmentSpan] = []
-    token_start = 0
-    for index, piece in enumerate(pieces):
-        char_end = pieces[index + 1].char_start if index + 1 < len(pieces) else text_length
-        token_end = max(token_start, ends[index] - offset)
-        spans.append(
-            SegmentSpan(
-                name=piece.spec.name,
-                stability=piece.spec.stability,
-                role=piece.spec.role,
-                char_start=piece.char_start,
-                char_end=char_end,
-                token_start=token_start,
-                token_end=token_end,
-                text_start=piece.text_start,
-            )
-        )
-        token_start = token_end
-    return tuple(spans)

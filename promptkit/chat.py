@@ -10,6 +10,10 @@ keep prompts token-stable:
   ``strftime_now`` or ``date_string``; rendered live, that moves the system prompt -- and every
   cached prefix -- at midnight. :attr:`ChatTemplate.volatile_names` lists what was found;
   :attr:`ChatTemplate.pinned_date` (default 2025-01-01, set your own) is what they see.
+
+:meth:`ChatTemplate.render_located` also says where each piece of message content landed in the
+rendered text, by the marker protocol of :mod:`promptkit.environment`: the pieces are rendered
+wrapped in reserved control characters, never searched for in the output.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -27,9 +32,10 @@ from jinja2.ext import Extension, loopcontrols
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from promptkit.environment import SEGMENT_CLOSE, SEGMENT_OPEN, SEGMENT_SEP
 from promptkit.errors import TokenizationError
 
-__all__ = ["DEFAULT_PINNED_DATE", "ChatTemplate", "Message"]
+__all__ = ["DEFAULT_PINNED_DATE", "ChatTemplate", "Located", "Message"]
 
 Message = Mapping[str, Any]
 DEFAULT_PINNED_DATE = dt.date(2025, 1, 1)
@@ -59,6 +65,66 @@ def _tojson(
     return json.dumps(
         value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=True
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where one piece of message content landed in the rendered text (``None``: unknown)."""
+
+    start: int | None
+    end: int | None
+
+
+def _marked(pieces: Sequence[str], first: int, rest: str, *, outside: bool) -> str:
+    """Message content with each piece between a start and an end marker.
+
+    ``outside`` leaves the content's leading and trailing blanks outside the markers, so that a
+    chat template that strips message content (``| trim``) strips the same text as without them.
+    """
+    texts = list(pieces)
+    lead = trail = ""
+    if outside and texts:
+        core = texts[0].lstrip()
+        lead, texts[0] = texts[0][: len(texts[0]) - len(core)], core
+        if not rest:
+            core = texts[-1].rstrip()
+            trail, texts[-1] = texts[-1][len(core) :], core
+    body = "".join(
+        f"{SEGMENT_OPEN}{first + k}{SEGMENT_SEP}{text}{SEGMENT_CLOSE}{first + k}{SEGMENT_SEP}"
+        for k, text in enumerate(texts)
+    )
+    return lead + body + trail + rest
+
+
+def _unmarked(marked: str, count: int) -> tuple[str, list[Located]]:
+    """The text without markers, and where each piece's start and end markers stood in it.
+
+    A marker the template dropped, or printed twice, leaves that position unknown.
+    """
+    starts: dict[int, int | None] = {}
+    ends: dict[int, int | None] = {}
+    out: list[str] = []
+    length = 0
+    position = 0
+    while True:
+        found = min(
+            (i for i in (marked.find(SEGMENT_OPEN, position), marked.find(SEGMENT_CLOSE, position))
+             if i >= 0),
+            default=-1,
+        )  # fmt: skip
+        if found < 0:
+            out.append(marked[position:])
+            break
+        out.append(marked[position:found])
+        length += found - position
+        sep = marked.find(SEGMENT_SEP, found)
+        ident = marked[found + 1 : sep]
+        if sep < 0 or not ident.isdigit():  # not one of ours (a message holding the character)
+            return "", [Located(None, None)] * count
+        table = starts if marked[found] == SEGMENT_OPEN else ends
+        table[int(ident)] = None if int(ident) in table else length
+        position = sep + 1
+    return "".join(out), [Located(starts.get(i), ends.get(i)) for i in range(count)]
 
 
 def _raise(message: str) -> None:
@@ -157,3 +223,39 @@ class ChatTemplate:
             raise TokenizationError(
                 f"{self.name}: rendering the chat template failed: {exc}"
             ) from None
+
+    def render_located(
+        self,
+        messages: Sequence[Message],
+        pieces: Sequence[Sequence[str]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> tuple[str, list[Located]]:
+        """Render ``messages``, and find where each of ``pieces`` landed in the text.
+
+        ``pieces[m]`` are consecutive pieces that open message ``m``'s content (what follows them
+        is rendered but not located); pieces are numbered across messages. The pieces are rendered
+        between markers, and the positions are kept only when the marked render, markers removed,
+        is the plain render: exactly, or with the content's outer blanks left outside the markers
+        (for templates that strip content). Otherwise, or where the template dropped a marker
+        (rewrote that content), a position is ``None``.
+        """
+        text = self.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+        count = sum(len(p) for p in pieces)
+        for outside in (False, True):
+            marked: list[dict[str, Any]] = []
+            first = 0
+            for message, own in zip(messages, pieces, strict=True):
+                content = str(message["content"])
+                joined = "".join(own)
+                if not content.startswith(joined):
+                    raise ValueError("pieces must open their message's content")
+                rest = content[len(joined) :]
+                marked.append({**message, "content": _marked(own, first, rest, outside=outside)})
+                first += len(own)
+            rendered = self.render(marked, add_generation_prompt=add_generation_prompt, tools=tools)
+            clean, located = _unmarked(rendered, count)
+            if clean == text:
+                return text, located
+        return text, [Located(None, None)] * count

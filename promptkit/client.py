@@ -7,6 +7,12 @@
     out = client.generate(qa, {"document": doc, "question": "Who?"})
     print(out.text, out.record.verdict, out.record.cached_tokens)
     print(client.summary())
+
+A request goes one way: build (:class:`~promptkit.builder.PromptBuilder`), expect
+(:func:`promptkit.audit.expect`: the mirror's view before it runs), the engine, audit
+(:func:`promptkit.audit.audit`: drift, verdict, explanation, record), then the mirror, the
+records and the log. The client holds the I/O and one :class:`~promptkit.audit.Pending` per
+request in flight; nothing after the engine returns may lose the answer.
 """
 
 from __future__ import annotations
@@ -21,23 +27,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from engine_adapter import Engine, EngineRequest, EngineResult, SamplingSettings
+from engine_adapter import Engine, EngineResult, SamplingSettings
 from engine_adapter.kv_events import KVEventSubscriber
+from promptkit.audit import DriftDetector, Pending, audit, expect
 from promptkit.builder import PromptBuilder
 from promptkit.chat import DEFAULT_PINNED_DATE
 from promptkit.expectation import PrefixCacheMirror
-from promptkit.explain import DriftDetector, explain_unexpected_miss
-from promptkit.prompt import BuiltPrompt, prefix_fingerprint
-from promptkit.report import (
-    JsonlSink,
-    MissExplanation,
-    RequestRecord,
-    RunSummary,
-    Verdict,
-    decide_verdict,
-    make_record,
-    summarize,
-)
+from promptkit.prompt import BuiltPrompt
+from promptkit.report import JsonlSink, RequestRecord, RunSummary, summarize
 from promptkit.template import PromptTemplate
 from promptkit.templates import load_template
 from promptkit.tokenization import Tokenizer
@@ -62,18 +59,6 @@ class Generation:
     @property
     def token_ids(self) -> tuple[int, ...]:
         return self.result.token_ids
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    """Requests ready for the engine, with what the mirror expected before they ran."""
-
-    prompts: list[BuiltPrompt]
-    requests: list[EngineRequest]
-    expected: list[int]
-    hashes: list[tuple[str, ...]]
-    salts: list[str | None]
-    labels: list[str | None]
 
 
 class Client:
@@ -193,8 +178,8 @@ class Client:
         Expectations are taken before the batch runs: requests scheduled together cannot reuse
         each other's blocks, so the mirror's view before the batch is the fair expectation.
         """
-        batch = self._prepare(prompts, sampling, cache_salt, salts, labels)
-        return self._finish(batch, self.engine.generate(batch.requests))
+        pending = self._prepare(prompts, sampling, cache_salt, salts, labels)
+        return self._finish(pending, self.engine.generate([p.request for p in pending]))
 
     async def asend(
         self,
@@ -207,8 +192,8 @@ class Client:
     ) -> list[Generation]:
         """:meth:`send` for async code: many sessions can await at once (use
         :class:`engine_adapter.AsyncVLLMEngine` so the engine batches them continuously)."""
-        batch = self._prepare(prompts, sampling, cache_salt, salts, labels)
-        return self._finish(batch, await self.engine.agenerate(batch.requests))
+        pending = self._prepare(prompts, sampling, cache_salt, salts, labels)
+        return self._finish(pending, await self.engine.agenerate([p.request for p in pending]))
 
     def _prepare(
         self,
@@ -217,30 +202,18 @@ class Client:
         cache_salt: str | None,
         salts: Sequence[str | None] | None,
         labels: Sequence[str | None] | None,
-    ) -> _Batch:
+    ) -> list[Pending]:
         self.sync_kv_events()
         settings = sampling or SamplingSettings()
         request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
-        pairs = list(zip(prompts, request_salts, strict=True))
-        looked_up = [self.mirror.lookup(p.token_ids, salt=s) for p, s in pairs]
-        return _Batch(
-            prompts=list(prompts),
-            requests=[
-                EngineRequest(prompt_token_ids=p.token_ids, sampling=settings, cache_salt=s)
-                for p, s in pairs
-            ],
-            expected=[e for e, _ in looked_up],
-            hashes=[h for _, h in looked_up],
-            salts=request_salts,
-            labels=list(labels) if labels is not None else [None] * len(prompts),
-        )
+        request_labels = list(labels) if labels is not None else [None] * len(prompts)
+        rows = zip(prompts, request_salts, request_labels, strict=True)
+        return [expect(self.mirror, p, sampling=settings, salt=s, label=lb) for p, s, lb in rows]
 
-    def _finish(self, batch: _Batch, results: Sequence[EngineResult]) -> list[Generation]:
-        rows = zip(
-            batch.prompts, results, batch.expected, batch.hashes, batch.salts, batch.labels,
-            strict=True,
-        )  # fmt: skip
-        return [self._record(p, r, e, h, s, label) for p, r, e, h, s, label in rows]
+    def _finish(
+        self, pending: Sequence[Pending], results: Sequence[EngineResult]
+    ) -> list[Generation]:
+        return [self._complete(p, r) for p, r in zip(pending, results, strict=True)]
 
     def fan_out(
         self,
@@ -262,94 +235,26 @@ class Client:
         self.send([prompts[0]], sampling=warm, cache_salt=cache_salt, labels=["warm-up"])
         return self.send(prompts, sampling=sampling, cache_salt=cache_salt, labels=labels)
 
-    def _record(
-        self,
-        prompt: BuiltPrompt,
-        result: EngineResult,
-        expected: int,
-        hashes: tuple[str, ...],
-        salt: str | None,
-        label: str | None,
-    ) -> Generation:
+    def _complete(self, pending: Pending, result: EngineResult) -> Generation:
+        """Audit, remember and log one answered request; nothing here may lose the answer."""
         request_id = next(self._ids)
+        record = audit(request_id=request_id, pending=pending, result=result, drift=self.drift)
         try:
-            record = self._audit(request_id, prompt, result, expected, hashes, salt, label)
-        except Exception as exc:
-            # The engine has answered: a fault in our own bookkeeping must not lose the answer.
-            # The request is recorded as UNKNOWN with the fault named, and logged with its
-            # traceback so the bug can be reported.
-            log.exception("request %d: the cache audit failed; the answer is kept", request_id)
-            record = make_record(
-                request_id=request_id,
-                prompt=prompt,
-                prefix_fingerprint=prefix_fingerprint(
-                    hashes, prompt.cacheable_tokens, prompt.block_size
-                ),
-                result=result,
-                expected=expected,
-                verdict=Verdict.UNKNOWN,
-                explanation=MissExplanation(
-                    cause=f"the cache audit failed: {type(exc).__name__}: {exc}"
-                ),
-                salt=salt,
-                label=label,
+            self.mirror.record(
+                pending.prompt.token_ids,
+                result.token_ids,
+                salt=pending.salt,
+                prompt_hashes=pending.hashes,
             )
+        except Exception:  # expectations may then run low; the answer stands
+            log.exception("request %d: the mirror could not record it", request_id)
         self.records.append(record)
         if self._sink is not None:
             try:
                 self._sink.write(record)
             except OSError:  # a full disk must not cost the caller the answer either
                 log.exception("request %d: could not write its record to the log", request_id)
-        return Generation(prompt=prompt, result=result, record=record)
-
-    def _audit(
-        self,
-        request_id: int,
-        prompt: BuiltPrompt,
-        result: EngineResult,
-        expected: int,
-        hashes: tuple[str, ...],
-        salt: str | None,
-        label: str | None,
-    ) -> RequestRecord:
-        explanation = None
-        if prompt.source is not None:
-            explanation = self.drift.check(
-                request_id=request_id, template=prompt.source, prompt=prompt
-            )
-        actual = result.num_cached_tokens
-        verdict = decide_verdict(
-            prompt=prompt, expected=expected, actual=actual, drift=explanation is not None
-        )
-        if verdict is Verdict.UNEXPECTED_MISS and actual is not None:
-            explanation = explain_unexpected_miss(
-                prompt=prompt, expected=expected, actual=actual, salt=salt
-            )
-        self.mirror.record(prompt.token_ids, result.token_ids, salt=salt, prompt_hashes=hashes)
-        record = make_record(
-            request_id=request_id,
-            prompt=prompt,
-            prefix_fingerprint=prefix_fingerprint(
-                hashes, prompt.cacheable_tokens, prompt.block_size
-            ),
-            result=result,
-            expected=expected,
-            verdict=verdict,
-            explanation=explanation,
-            salt=salt,
-            label=label,
-        )
-        log.debug(
-            "request %d %s: %s cached of %d (expected %d)",
-            request_id,
-            verdict,
-            actual,
-            prompt.total_tokens,
-            expected,
-        )
-        if explanation is not None:
-            log.info("request %d %s: %s", request_id, verdict.value, explanation.one_line())
-        return record
+        return Generation(prompt=pending.prompt, result=result, record=record)
 
     def sync_kv_events(self) -> int:
         """Apply the engine's KV-cache events received so far to the mirror; returns how many."""

@@ -1,15 +1,18 @@
 """Append-only multi-turn conversations over the model's chat template.
 
-Each turn's prompt ids are the previous prompt's ids, then the assistant's generated ids exactly
-as the engine produced them (never re-tokenized from text: the model may emit a token sequence
-that tokenizing its text would not reproduce, and vLLM has already cached those blocks), then
-the chat template's closing scaffolding and the new message, tokenized on their own.
+Each turn's prompt is the previous prompt's ids, then the assistant's generated ids exactly as the
+engine produced them, then the chat template's closing scaffolding and the new message, tokenized
+on their own: :meth:`promptkit.PromptBuilder.extend` builds it. Its segments are the system prompt
+(static), every earlier message (history, append-only) and the newest turn; the client's audit
+reports ``DRIFT`` when a turn shares fewer tokens with the previous turn and its reply than that
+history promises.
 
 The chat template is re-rendered every turn and must reproduce the previous turn's text as a
 prefix. Templates that rewrite history (e.g. drop reasoning blocks of earlier turns) cannot; the
-conversation then warns with the position and re-tokenizes from there. Workaround: give the
-conversation a chat template that keeps history verbatim (``chat_template=``), or keep the
-content that the template strips out of the assistant messages you pass back.
+builder then warns (:class:`ConversationWarning`) with the position and re-tokenizes from there.
+Workaround: give the conversation a chat template that keeps history verbatim
+(``chat_template=``), or keep the content that the template strips out of the assistant messages
+you pass back.
 
 When the history outgrows ``max_prompt_tokens``, it is compacted in one step down to
 ``compact_to`` of the budget (whole turns dropped, the system head kept). The prefix after the
@@ -20,18 +23,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-import warnings
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine_adapter import SamplingSettings
-from promptkit.canonical import canonical_json, normalize_text
+from promptkit.builder import ConversationWarning
+from promptkit.canonical import normalize_text
 from promptkit.chat import ChatTemplate
 from promptkit.errors import ConversationError
-from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
-from promptkit.segments import Stability
-from promptkit.tokenization import common_prefix
+from promptkit.prompt import BuiltPrompt
 from promptkit.tools import canonical_tools
 
 if TYPE_CHECKING:
@@ -43,19 +45,6 @@ log = logging.getLogger(__name__)
 _counter = itertools.count(1)
 
 
-class ConversationWarning(UserWarning):
-    """The chat template re-rendered history differently: prefix caching is lost from there."""
-
-
-@dataclass
-class _Transcript:
-    """What has been sent and generated so far, as text and as the exact ids."""
-
-    text: str
-    ids: tuple[int, ...]
-    ends_with_eos: bool = False
-
-
 @dataclass
 class Conversation:
     """A chat session whose every turn extends the previous turn's token ids.
@@ -64,11 +53,14 @@ class Conversation:
         client: the client (engine, tokenizer, reports) to run on.
         system: the system prompt (static; normalized once).
         tools: tool definitions (dicts, pydantic models or typed functions), canonical and sorted.
-            Passed to the chat template when it renders tools, else appended to the system prompt.
+            Passed to the chat template when it renders tools, else appended to the system prompt
+            (see :func:`promptkit.tools.tools_into_messages`).
         max_prompt_tokens: compact the history when a prompt would exceed this.
         compact_to: fraction of ``max_prompt_tokens`` to compact down to.
         cache_salt: prefix-cache isolation for this conversation's requests.
         chat_template: override the model's chat template (e.g. one that keeps reasoning).
+        drift_key: conversations with the same key are compared with each other for drift, so
+            they promise one system prompt and tools (default: a key of its own).
     """
 
     client: Client
@@ -79,97 +71,50 @@ class Conversation:
     cache_salt: str | None = None
     chat_template: ChatTemplate | None = None
     name: str = ""
+    drift_key: str = ""
     messages: list[dict[str, str]] = field(default_factory=list)
     compactions: int = 0
-    _transcript: _Transcript | None = field(default=None, repr=False)
-    _head_tokens: int = field(default=0, repr=False)
+    #: The last turn sent with :meth:`say`: the messages it rendered, and its generation.
+    _last: tuple[list[dict[str, str]], Generation] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.compact_to < 1:
             raise ConversationError("compact_to must be between 0 and 1")
         self.name = self.name or f"conversation-{next(_counter)}"
+        self.drift_key = self.drift_key or f"{self.name}-{uuid.uuid4().hex}"
         self._chat = self.chat_template or self.client.builder.chat_template
-        self._tools = canonical_tools(self.tools) if self.tools else None
-        system = normalize_text(self.system) if self.system else None
-        if self._tools and "tools" not in self._chat.used_names:
-            lines = "\n".join(canonical_json(t) for t in self._tools)
-            system = f"{system or ''}\n\nAvailable tools:\n{lines}\n".lstrip("\n")
-        self._system_text = system
-        if system is not None:
-            self.messages.append({"role": "system", "content": system})
+        self._tools = canonical_tools(self.tools) if self.tools else None  # bad tools fail here
+        if self.system:
+            self.messages.append({"role": "system", "content": normalize_text(self.system)})
 
     # -- building ---------------------------------------------------------------------------
-
-    def _render(self, messages: Sequence[Mapping[str, str]], *, generation_prompt: bool) -> str:
-        return self._chat.render(
-            messages, add_generation_prompt=generation_prompt, tools=self._tools
-        )
-
-    def _head_length(self) -> int:
-        """Tokens of the system head (the conversation's static segment)."""
-        if self._head_tokens or self._system_text is None:
-            return self._head_tokens
-        head = self._render(self.messages[:1], generation_prompt=False)
-        self._head_tokens = len(self.client.tokenizer.encode_stable([head]).encoded.ids)
-        return self._head_tokens
 
     def build(self, new_messages: Sequence[Mapping[str, str]] = ()) -> BuiltPrompt:
         """The next prompt: history plus ``new_messages`` and the generation prompt."""
         messages = [*self.messages, *(dict(m) for m in new_messages)]
-        text = self._render(messages, generation_prompt=True)
-        tokenizer = self.client.tokenizer
-        transcript = self._transcript
-        if transcript is None:
-            ids = tokenizer.encode(text).ids
-            stable = self._head_length()
-        elif text.startswith(transcript.text):
-            tail = text[len(transcript.text) :]
-            base = transcript.ids
-            eos_text = self._chat.special_tokens.get("eos_token")
-            if transcript.ends_with_eos:
-                if eos_text and tail.startswith(eos_text):
-                    tail = tail[len(eos_text) :]
-                else:  # the template closes turns with another token: the text has no EOS
-                    base = base[:-1]
-            ids = base + tokenizer.encode(tail).ids
-            stable = len(base)
-        else:
-            position = common_prefix(text, transcript.text)
-            warnings.warn(
-                f"{self.name}: the chat template re-rendered earlier turns differently at "
-                f"character {position} ({transcript.text[position : position + 30]!r} became "
-                f"{text[position : position + 30]!r}); prefix caching is lost from there. Pass "
-                "chat_template= with a template that keeps history verbatim (see "
-                "promptkit.conversation)",
-                ConversationWarning,
-                stacklevel=3,
-            )
-            ids = tokenizer.encode(text).ids
-            stable = min(self._head_length(), len(ids))
-        return self._prompt(text, ids, stable, messages)
+        if self._last is not None:
+            sent, generation = self._last
+            done = [*sent, {"role": "assistant", "content": generation.text}]
+            if messages[: len(done)] == done:
+                return self.client.builder.extend(
+                    generation.prompt,
+                    generated_ids=generation.token_ids,
+                    generated_text=generation.text,
+                    messages=messages[len(done) :],
+                )
+        return self._whole(messages)
 
-    def _prompt(
-        self, text: str, ids: tuple[int, ...], stable: int, messages: list[dict[str, str]]
-    ) -> BuiltPrompt:
-        head = min(self._head_length(), stable)
-        spans = (
-            SegmentSpan("system", Stability.STATIC, "system", 0, 0, 0, head, 0),
-            SegmentSpan("history", Stability.TURN, None, 0, 0, head, stable, 0),
-            SegmentSpan("message", Stability.REQUEST, None, 0, len(text), stable, len(ids), 0),
-        )
-        return BuiltPrompt(
-            template=self.name,
-            template_file=f"<{self.name}>",
-            text=text,
-            token_ids=ids,
-            segments=spans,
-            boundaries=(Boundary("system", 0), Boundary("history", 0)),
-            stable_tokens=stable,
-            block_size=self.client.builder.block_size,
-            tokenizer_fingerprint=self.client.tokenizer.fingerprint,
-            chat_template_fingerprint=self._chat.fingerprint,
-            template_fingerprint=self._chat.fingerprint,
-            variables={"messages": messages},
+    def _whole(self, messages: list[dict[str, str]]) -> BuiltPrompt:
+        """The prompt built from text: history is everything up to the last reply."""
+        replies = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        head = 1 if messages and messages[0]["role"] == "system" else 0
+        return self.client.builder.build_chat(
+            messages,
+            name=self.name,
+            key=self.drift_key,
+            history=replies[-1] + 1 if replies else head,
+            tools=self._tools,
+            chat_template=self._chat,
         )
 
     # -- turns ------------------------------------------------------------------------------
@@ -216,14 +161,9 @@ class Conversation:
         return prompt
 
     def _append(self, generation: Generation) -> Generation:
-        prompt, result = generation.prompt, generation.result
-        eos = self.client.tokenizer.eos_token_id
-        self._transcript = _Transcript(
-            text=prompt.text + result.text,
-            ids=prompt.token_ids + result.token_ids,
-            ends_with_eos=bool(result.token_ids) and result.token_ids[-1] == eos,
-        )
-        self.messages.append({"role": "assistant", "content": result.text})
+        # Copies: a message edited in place later must not look like what was sent.
+        self._last = ([dict(m) for m in self.messages], generation)
+        self.messages.append({"role": "assistant", "content": generation.text})
         return generation
 
     def side_call(
@@ -241,7 +181,7 @@ class Conversation:
     def _compact(self) -> None:
         assert self.max_prompt_tokens is not None
         target = int(self.max_prompt_tokens * self.compact_to)
-        first = 1 if self._system_text is not None else 0
+        first = 1 if self.messages and self.messages[0]["role"] == "system" else 0
         # Cut only after an assistant reply (whole exchanges), never the newest message.
         cuts = [
             i + 1
@@ -252,9 +192,7 @@ class Conversation:
             cuts = [len(self.messages) - 1]
 
         def tokens_after(cut: int) -> int:
-            kept = self.messages[:first] + self.messages[cut:]
-            text = self._render(kept, generation_prompt=True)
-            return len(self.client.tokenizer.encode(text).ids)
+            return self._whole(self.messages[:first] + self.messages[cut:]).total_tokens
 
         # Prompt length falls as the cut moves later: binary-search the earliest cut that fits,
         # rendering O(log n) candidate histories instead of one per dropped exchange.
@@ -266,6 +204,6 @@ class Conversation:
             else:
                 lo = mid + 1
         del self.messages[first : cuts[lo]]
-        self._transcript = None
+        self._last = None
         self.compactions += 1
         log.info("%s: compacted history to %d messages", self.name, len(self.messages))

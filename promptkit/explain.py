@@ -1,92 +1,88 @@
-"""Finding and explaining cache misses down to the template line and variable.
+"""Explaining cache misses down to the template line and variable.
 
-:class:`DriftDetector` remembers recent prompts per template. A new prompt is compared with the
-earlier one it shares the most tokens with; the template's stability declarations say how much
-they *should* share (everything up to the first segment that reads a session/turn variable whose
-value changed). Sharing less is ``DRIFT``. The explanation re-renders the template in tracking
-mode to find the expression or text that produced the first differing token.
+:func:`locate_token` answers "which segment, and which template expression or text, produced
+token *i* of this prompt": it re-renders the prompt's source in tracking mode and maps the token
+back through normalization and chat scaffolding. Drift explanations (:func:`explain_divergence`),
+``promptkit check`` and the pytest plugin (both through :mod:`promptkit.lint.tokens`) all ask it.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from promptkit.prompt import BuiltPrompt
+from promptkit.environment import TrackedExpression
+from promptkit.prompt import BuiltPrompt, SegmentSpan
 from promptkit.report import MissExplanation
-from promptkit.segments import Stability
-from promptkit.template import PromptTemplate, TrackedSpan
-from promptkit.tokenization import Tokenizer, common_prefix
+from promptkit.template import TrackedSpan
+from promptkit.tokenization import Tokenizer
 
-__all__ = ["DriftDetector", "explain_divergence", "explain_unexpected_miss"]
+__all__ = [
+    "TokenOrigin",
+    "changed_variables",
+    "explain_divergence",
+    "explain_unexpected_miss",
+    "locate_token",
+]
 
 _CONTEXT_TOKENS = 3
-
-
-def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
-    return {k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING)}
-
-
 _MISSING = object()
 
 
-def promised_shared_tokens(template: PromptTemplate, ours: BuiltPrompt, theirs: BuiltPrompt) -> int:
-    """Tokens two prompts from ``template`` must share given which variables changed.
+def changed_variables(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+    """Names whose values differ between two prompts' variables (or that only one has)."""
+    return {k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING)}
 
-    Static and deploy variables are not allowed to change between requests of one process, so
-    their change does not lower the promise (it is reported as drift). A changed session or turn
-    variable legitimately ends sharing at the first segment that reads it.
+
+@dataclass(frozen=True, slots=True)
+class TokenOrigin:
+    """What produced one token: its segment, and the tracked expression or text, if known.
+
+    ``tracked`` is ``None`` when the source has no tracked render (a conversation's messages),
+    when rendering failed, or for chat-template scaffolding (``scaffolding`` then says so).
     """
-    if ours.tokenizer_fingerprint != theirs.tokenizer_fingerprint:
-        return 0
-    changed = _changed(ours.variables, theirs.variables)
-    legit = {v for v in changed if template.variables[v].stability >= Stability.SESSION}
-    promised = 0
-    for mine, other in zip(ours.segments, theirs.segments, strict=False):
-        if not mine.stability.is_stable:
-            break
-        if template.segment_variables.get(mine.name, frozenset()) & legit:
-            break
-        promised = min(mine.token_end, other.token_end)
-    return min(promised, ours.stable_tokens, theirs.stable_tokens)
+
+    index: int
+    segment: SegmentSpan | None
+    tracked: TrackedExpression | None = None
+    scaffolding: bool = False
+
+    def describe(self) -> str:
+        """Where the token is, for messages: ``in segment 'doc', expression on line 7``."""
+        if self.segment is None:
+            return "in the prompt"
+        where = f"in segment {self.segment.name!r}"
+        if self.tracked is not None:
+            return f"{where}, {self.tracked.kind} on line {self.tracked.line}"
+        return f"{where} (chat template scaffolding)" if self.scaffolding else where
 
 
-class DriftDetector:
-    """Remembers the last ``history`` prompts per template and flags drift."""
-
-    def __init__(self, tokenizer: Tokenizer, *, history: int = 32) -> None:
-        self.tokenizer = tokenizer
-        self.history = history
-        self._seen: dict[str, deque[tuple[int, BuiltPrompt]]] = {}
-
-    def check(
-        self, *, request_id: int, template: PromptTemplate, prompt: BuiltPrompt
-    ) -> MissExplanation | None:
-        """Return an explanation if ``prompt`` drifted from its closest earlier sibling."""
-        # Keyed by the template's content: every unnamed template is called "<string>".
-        seen = self._seen.setdefault(template.fingerprint, deque(maxlen=self.history))
-        explanation = None
-        if seen:
-            shared, best_id, best = max(
-                ((common_prefix(p.token_ids, prompt.token_ids), i, p) for i, p in seen),
-                key=lambda candidate: candidate[0],
-            )
-            promised = promised_shared_tokens(template, prompt, best)
-            # Only a loss the engine can see matters: compare in whole blocks.
-            block = prompt.block_size
-            if shared // block < promised // block:
-                explanation = explain_divergence(
-                    template=template,
-                    ours=prompt,
-                    theirs=best,
-                    theirs_id=best_id,
-                    position=shared,
-                    tokenizer=self.tokenizer,
-                )
-        seen.append((request_id, prompt))
-        return explanation
+def locate_token(prompt: BuiltPrompt, index: int, *, tokenizer: Tokenizer) -> TokenOrigin:
+    """The origin of token ``index`` of ``prompt`` (its end, if ``index`` is past the last)."""
+    span = prompt.segment_at_token(index) or (prompt.segments[-1] if prompt.segments else None)
+    if span is None:
+        return TokenOrigin(index, None)
+    position = next(i for i, s in enumerate(prompt.segments) if s.name == span.name)
+    try:
+        raw_texts, tracked = prompt.source.render_tracked(prompt.variables)
+    except Exception:  # an explanation must never break what asked for it
+        return TokenOrigin(index, span)
+    if position >= len(raw_texts):
+        return TokenOrigin(index, span)
+    decoded = tokenizer.decode(prompt.token_ids[span.token_start : min(index, span.token_end)])
+    char = span.char_start + len(decoded)
+    if char < span.text_start:  # the role header before the segment's own text
+        return TokenOrigin(index, span, scaffolding=True)
+    # Map the position in the normalized, chat-wrapped text back into the raw segment text by
+    # line and column: normalization only changes line ends and trailing blanks.
+    segment_text = prompt.text[span.text_start : span.char_end]
+    row, col = _line_col(segment_text, min(char - span.text_start, len(segment_text)))
+    found = _innermost(tracked, position, _offset(raw_texts[position], row, col))
+    if found is None:
+        return TokenOrigin(index, span, scaffolding=True)
+    return TokenOrigin(index, span, found.origin)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -114,14 +110,13 @@ def _innermost(spans: list[TrackedSpan], segment: int, offset: int) -> TrackedSp
 
 def explain_divergence(
     *,
-    template: PromptTemplate,
     ours: BuiltPrompt,
     theirs: BuiltPrompt,
     theirs_id: int | None,
     position: int,
     tokenizer: Tokenizer,
 ) -> MissExplanation:
-    """Explain why ``ours`` stops matching ``theirs`` at token ``position``."""
+    """Explain why ``ours`` stops matching ``theirs`` (an earlier prompt) at token ``position``."""
     if ours.tokenizer_fingerprint != theirs.tokenizer_fingerprint:
         return MissExplanation(
             cause="tokenizer changed", position=position, compared_with=theirs_id
@@ -142,40 +137,21 @@ def explain_divergence(
             ours=ours_text,
             theirs=theirs_text,
         )
-    index = next(i for i, s in enumerate(ours.segments) if s.name == span.name)
-    char = len(tokenizer.decode(ours.token_ids[:position]))
-    changed = _changed(ours.variables, theirs.variables)
-    segment_vars = template.segment_variables.get(span.name, frozenset())
-    line: int | None = None
-    variable: str | None = None
-    expression: str | None = None
-    cause = (
-        "volatile value in a stable segment"
-        if changed & segment_vars
-        else "unstable rendering with equal variables"
-    )
-    try:
-        raw_texts, spans = template.render_tracked(ours.variables)
-    except Exception:  # explanation must never break a request
-        raw_texts, spans = [], []
-    if raw_texts:
-        # Map the position in the normalized, chat-wrapped text back into the raw segment text.
-        within = max(0, char - span.text_start)
-        segment_text = ours.text[span.text_start : span.char_end]
-        row, col = _line_col(segment_text, min(within, len(segment_text)))
-        raw_offset = _offset(raw_texts[index], row, col)
-        tracked = _innermost(spans, index, raw_offset)
-        if tracked is not None:
-            line = tracked.origin.line
-            if tracked.origin.kind == "expression":
-                expression = tracked.origin.source
-                origins = [template.derived_origin(n) for n in tracked.origin.names]
-                named = [o for o in origins if o is not None]
-                variable = next((o for o in named if o in changed), named[0] if named else None)
+    source = ours.source
+    changed = changed_variables(ours.variables, theirs.variables)
+    segment_vars = source.segment_variables.get(span.name, frozenset())
+    origin = locate_token(ours, position, tokenizer=tokenizer)
+    line = variable = expression = None
+    if origin.tracked is not None:
+        line = origin.tracked.line
+        if origin.tracked.kind == "expression":
+            expression = origin.tracked.source
+            named = [o for o in map(source.derived_origin, origin.tracked.names) if o is not None]
+            variable = next((o for o in named if o in changed), named[0] if named else None)
     if variable is None:
         variable = next(iter(sorted(changed & segment_vars)), None)
     if line is None and variable is not None:
-        lines = template.variable_lines(variable)
+        lines = source.variable_lines(variable)
         line = lines[0] if lines else None
     diff = "\n".join(
         list(
@@ -190,11 +166,15 @@ def explain_divergence(
         )[:12]
     )
     return MissExplanation(
-        cause=cause,
+        cause=(
+            "volatile value in a stable segment"
+            if changed & segment_vars
+            else "unstable rendering with equal variables"
+        ),
         position=position,
         compared_with=theirs_id,
         segment=span.name,
-        template_file=template.filename,
+        template_file=source.filename,
         line=line,
         variable=variable,
         expression=expression,
@@ -207,7 +187,7 @@ def explain_divergence(
 def explain_unexpected_miss(
     *, prompt: BuiltPrompt, expected: int, actual: int, salt: str | None
 ) -> MissExplanation:
-    """Explain an engine serving fewer tokens than the mirror expected."""
+    """Explain an engine serving fewer cached tokens than the mirror expected."""
     span = prompt.segment_at_token(actual)
     return MissExplanation(
         cause=(

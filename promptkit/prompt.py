@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from promptkit.segments import Stability
 
 if TYPE_CHECKING:
-    from promptkit.template import PromptTemplate
+    from promptkit.source import PromptSource
 
 __all__ = [
     "BlockAccounting",
@@ -158,10 +158,10 @@ class BuiltPrompt:
     chat_template_fingerprint: str | None
     template_fingerprint: str
     variables: Mapping[str, Any] = field(repr=False, compare=False)
-    #: The template this prompt was rendered from, for the drift audit; ``None`` for prompts
-    #: built another way (conversations). The prompt carries it so that nothing has to find the
-    #: template again by name: two templates may share a name (every unnamed one is "<string>").
-    source: PromptTemplate | None = field(default=None, repr=False, compare=False)
+    #: Where the prompt came from (a template, or a conversation's messages), for the audit. The
+    #: prompt carries it so that nothing has to find it again by name: two templates may share a
+    #: name (every unnamed one is "<string>"), and a conversation has no file at all.
+    source: PromptSource = field(repr=False, compare=False)
 
     @property
     def total_tokens(self) -> int:

@@ -10,10 +10,13 @@ PARTIAL          some tokens hit, but less than the prompt's cacheable stable pr
 MISS             nothing expected and nothing hit: a cold request
 UNEXPECTED_MISS  the engine gave fewer tokens than the mirror expected: eviction, a different
                  cache salt, an engine restart
-DRIFT            the prompt shares less with the closest earlier prompt from the same template
-                 than its stable segments promise: something volatile reached a stable segment
+DRIFT            the prompt shares less with the closest earlier prompt from the same source
+                 (template or conversation) than its stable segments promise: something
+                 volatile reached a stable segment, or a chat template re-rendered history
 UNKNOWN          the engine did not report cached tokens
 ================ =========================================================================
+
+:mod:`promptkit.audit` decides them and writes the records; this module reads and sums them.
 
 An unknown cached count is ``None`` everywhere, never ``0``: a record keeps it (with the
 engine's reason in ``cached_unknown_reason``), and summaries compute hit ratios over the requests
@@ -33,8 +36,7 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine_adapter import EngineResult, PrefixCacheCounters
-from promptkit.prompt import BuiltPrompt
+from engine_adapter import PrefixCacheCounters
 
 __all__ = [
     "UNKNOWN_CACHED_HINT",
@@ -45,7 +47,6 @@ __all__ = [
     "SegmentHit",
     "TemplateSummary",
     "Verdict",
-    "decide_verdict",
     "read_records",
     "summarize",
 ]
@@ -148,79 +149,6 @@ class RequestRecord(BaseModel):
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
-
-
-def decide_verdict(
-    *, prompt: BuiltPrompt, expected: int, actual: int | None, drift: bool
-) -> Verdict:
-    """The verdict rules of the module docstring, in order of precedence."""
-    # Drift is found on the client side alone, so it stands even when the engine reports nothing.
-    if drift:
-        return Verdict.DRIFT
-    if actual is None:
-        return Verdict.UNKNOWN
-    if actual < expected:
-        return Verdict.UNEXPECTED_MISS
-    if actual == 0:
-        return Verdict.MISS
-    if actual >= prompt.cacheable_tokens:
-        return Verdict.HIT
-    return Verdict.PARTIAL
-
-
-def segment_hits(prompt: BuiltPrompt, cached: int | None) -> list[SegmentHit]:
-    return [
-        SegmentHit(
-            name=span.name,
-            stability=span.stability.label,
-            tokens=span.tokens,
-            cached_tokens=(
-                None if cached is None else max(0, min(cached, span.token_end) - span.token_start)
-            ),
-        )
-        for span in prompt.segments
-    ]
-
-
-def make_record(
-    *,
-    request_id: int,
-    prompt: BuiltPrompt,
-    prefix_fingerprint: str,
-    result: EngineResult,
-    expected: int,
-    verdict: Verdict,
-    explanation: MissExplanation | None,
-    salt: str | None,
-    label: str | None = None,
-) -> RequestRecord:
-    cached = result.num_cached_tokens
-    return RequestRecord(
-        request_id=request_id,
-        template=prompt.template,
-        template_file=prompt.template_file,
-        prompt_tokens=prompt.total_tokens,
-        stable_tokens=prompt.stable_tokens,
-        cacheable_tokens=prompt.cacheable_tokens,
-        expected_cached_tokens=expected,
-        cached_tokens=cached,
-        cached_unknown_reason=(
-            None if cached is not None else result.cached_unknown_reason or UNKNOWN_CACHED_HINT
-        ),
-        block_size=prompt.block_size,
-        hit_ratio=None if cached is None else cached / max(1, prompt.total_tokens),
-        ttft_s=result.ttft_s,
-        latency_s=result.latency_s,
-        timing_source=result.timing_source,
-        cache_salt=salt,
-        verdict=verdict,
-        segments=segment_hits(prompt, cached),
-        prefix_fingerprint=prefix_fingerprint,
-        moved_boundaries=[b.after for b in prompt.boundaries if not b.safe],
-        explanation=explanation,
-        text=result.text,
-        label=label,
-    )
 
 
 class JsonlSink:

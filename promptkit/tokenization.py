@@ -42,7 +42,12 @@ class Encoded:
 
 @dataclass(frozen=True, slots=True)
 class StablePrefix:
-    """A tokenized run of stable pieces: the encoding, each piece's end token, boundary moves."""
+    """A tokenized run of pieces: the encoding, each piece's end token, each boundary's moves.
+
+    The stable prefix is one (cached by :meth:`Tokenizer.encode_stable`); the builder extends it
+    with the volatile pieces, or starts one empty for a chat prompt. Boundary moves are booked
+    here and nowhere else.
+    """
 
     encoded: Encoded
     ends: tuple[int, ...]

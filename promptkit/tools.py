@@ -1,4 +1,5 @@
-"""Tool (function) schemas from dicts, pydantic models or typed Python callables."""
+"""Tool (function) schemas from dicts, pydantic models or typed Python callables, and where a
+chat prompt puts them (:func:`tools_into_messages`, the one policy for every chat prompt)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, get_type_hints
 
-from promptkit.canonical import to_canonical
+from promptkit.canonical import canonical_json, to_canonical
 from promptkit.errors import SerializationError
 
-__all__ = ["canonical_tools", "tool_schema"]
+__all__ = ["canonical_tools", "tool_schema", "tools_into_messages"]
 
 
 def tool_schema(tool: Any) -> dict[str, Any]:
@@ -82,3 +83,28 @@ def canonical_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
     if len(set(names)) != len(names):
         raise SerializationError(f"tool names must be unique, got {sorted(names)}")
     return sorted(schemas, key=name)
+
+
+def tools_into_messages(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None, *, slot: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """Where a chat prompt's tools go: the messages to render, and the chat template's ``tools``.
+
+    A chat template with a ``tools`` slot (``slot``) gets them, canonical and sorted. One without
+    would drop them without a word; instead a canonical block, one schema per line, is appended
+    to the system prompt (a system message holding only the block opens the chat when there is
+    none), so the tools always reach the model, in the same bytes every time. Template prompts
+    with ``role=`` segments, conversations, agents and LangChain sessions all go through here.
+    """
+    listed = [dict(m) for m in messages]
+    if not tools:
+        return listed, None
+    schemas = canonical_tools(tools)
+    if slot:
+        return listed, schemas
+    block = "Available tools:\n" + "\n".join(canonical_json(t) for t in schemas) + "\n"
+    if listed and listed[0]["role"] == "system":
+        listed[0]["content"] = f"{listed[0]['content']}\n\n{block}".lstrip("\n")
+    else:
+        listed.insert(0, {"role": "system", "content": block})
+    return listed, None

@@ -185,3 +185,40 @@ def test_demo_templates_have_safe_boundaries(tokenizer: Tokenizer) -> None:
     assert all(b.safe for p in prompts for b in p.boundaries)
     # The text sent is still the seed's, character for character.
     assert prompts[0].text.endswith("fulfill the following paragraph: Hello, my name is")
+
+
+def test_chat_boundaries_are_placed_by_markers_not_by_searching_the_text(
+    builder: PromptBuilder,
+) -> None:
+    # Regression: boundaries were found with text.find(content), which matched this system
+    # segment's text inside the role header "<|im_start|>system\n" that precedes it.
+    template = PromptTemplate.from_string(
+        "{% vars q=request %}\n{% segment head static role=system %}system\n{% endsegment %}\n"
+        "{% segment q request role=user %}{{ q }}{% endsegment %}\n"
+    )
+    prompt = builder.build(template, {"q": "Why?"})
+    head, question = prompt.segments
+    assert prompt.text.startswith("<|im_start|>system\nsystem\n")
+    assert head.text_start == len("<|im_start|>system\n")
+    assert prompt.text[question.text_start :].startswith("Why?")
+
+
+def test_tools_reach_a_chat_template_without_a_tools_slot(
+    builder: PromptBuilder, tokenizer: Tokenizer
+) -> None:
+    # Regression: tools= on a role template was handed to a chat template that never reads
+    # `tools` and silently dropped. Templates and conversations now share one policy.
+    from promptkit import Client, Conversation, FunctionEngine
+
+    tools = [{"name": "b_tool", "parameters": {"z": 1}}, {"name": "a_tool"}]
+    assert "tools" not in builder.chat_template.used_names
+    prompt = builder.build(
+        PromptTemplate.from_string(CHAT), {"document": "Doc.", "question": "Why?"}, tools=tools
+    )
+    system = prompt.text[prompt.segments[0].text_start : prompt.segments[1].char_start]
+    assert "\n\nAvailable tools:\n" in system and system.index("a_tool") < system.index("b_tool")
+    assert prompt.segments[0].token_end <= prompt.stable_tokens
+    client = Client(engine=FunctionEngine(lambda request: "ok"), tokenizer=tokenizer)
+    chat = Conversation(client, system="You are a helpful assistant.\n", tools=tools)
+    turn = chat.build([{"role": "user", "content": "Why?"}])
+    assert turn.text[turn.segments[0].text_start :].startswith(system)

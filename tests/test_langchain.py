@@ -1,4 +1,5 @@
-"""The LangChain chat model on the real engine: invoke, batch, and a bind_tools agent loop."""
+"""The LangChain chat model: invoke, batch and a bind_tools agent loop on the real engine; drift
+across sessions on FunctionEngine with the prefix-cache simulator."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
 
-from promptkit import Client, Verdict, canonical_tools
+from promptkit import Client, Tokenizer, Verdict, canonical_tools
 from promptkit.integrations import langchain as integration
 from promptkit.integrations.langchain import ChatPromptkit, to_chat_messages
+from tests.prefix_cache_fake import SimulatedPrefixCache
 
 SYSTEM = (
     "You are a weather assistant for travellers planning a trip in Europe. Always answer "
@@ -172,3 +174,32 @@ def test_edited_history_starts_a_new_session(client: Client) -> None:
     assert edited.response_metadata["promptkit"]["conversation"] != session
     # A new session still hits the system prompt the engine has cached.
     assert cache_read(edited) >= 32
+
+
+# -- engine-free: FunctionEngine and the prefix-cache simulator --------------------------------
+
+
+def test_a_system_prompt_that_changes_between_calls_is_drift(tokenizer: Tokenizer) -> None:
+    cache = SimulatedPrefixCache(
+        answer=" Paris.", answer_ids=tuple(tokenizer.encode(" Paris.").ids)
+    )
+    client = Client(engine=cache.engine(), tokenizer=tokenizer)
+    model = ChatPromptkit(client=client, max_tokens=8)
+    rules = " ".join(f"Rule {i}: answer in one short, polite sentence." for i in range(12))
+    question = HumanMessage("Name a city in France.")
+    first = model.invoke([SystemMessage(f"Now: 2026-11-20 10:00:00. {SYSTEM} {rules}"), question])
+    again = model.invoke([SystemMessage(f"Now: 2026-11-20 10:00:00. {SYSTEM} {rules}"), question])
+    later = model.invoke([SystemMessage(f"Now: 2026-11-20 10:00:07. {SYSTEM} {rules}"), question])
+    verdicts = [m.response_metadata["promptkit"]["verdict"] for m in (first, again, later)]
+    assert verdicts == ["MISS", "HIT", "DRIFT"]
+    explanation = client.records[-1].explanation
+    assert explanation is not None
+    assert explanation.cause == "volatile value in a stable segment"
+    assert (explanation.segment, explanation.variable) == ("system", "system")
+    assert explanation.template_file is not None and explanation.template_file.startswith(
+        "<langchain-"
+    )
+    # A session of another model (or with other tools) promises nothing to this one.
+    other = ChatPromptkit(client=client, max_tokens=8)
+    fresh = other.invoke([SystemMessage(f"Now: 2026-11-20 10:00:09. {SYSTEM} {rules}"), question])
+    assert fresh.response_metadata["promptkit"]["verdict"] != "DRIFT"

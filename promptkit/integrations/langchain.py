@@ -21,6 +21,11 @@ previous turn hits. A list that extends no session starts a new one (the engine 
 whatever token prefix it has cached). Sessions are kept per set of bound tools, most recent
 first, up to ``max_sessions``.
 
+Drift is checked across sessions: the sessions of one model with the same tools are compared
+with each other, so they promise the same system prompt. A system message that changes from call
+to call (a clock, a request id) moves every cached prefix, and is reported as ``DRIFT`` naming the
+``system`` segment. Give each assistant persona its own ``ChatPromptkit``.
+
 An ``AIMessage`` keeps the model's raw text as its content (tool-call markup included), because
 that text is what the next prompt must repeat for the prefix to stay put. Tool schemas go through
 :func:`promptkit.canonical_tools`, so binding tools in another order does not move the prefix.
@@ -31,8 +36,10 @@ engine batch over many prompts, use :meth:`promptkit.Client.fan_out`.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +171,7 @@ class ChatPromptkit(BaseChatModel):
     _sessions: list[_Session] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _names: Iterator[int] = PrivateAttr(default_factory=lambda: itertools.count(1))
+    _drift_key: str = PrivateAttr(default_factory=lambda: f"langchain-{uuid.uuid4().hex}")
 
     @property
     def _llm_type(self) -> str:
@@ -234,6 +242,7 @@ class ChatPromptkit(BaseChatModel):
                 max_prompt_tokens=self.max_prompt_tokens,
                 cache_salt=self.cache_salt,
                 name=f"langchain-{next(self._names)}",
+                drift_key=f"{self._drift_key}-{hashlib.blake2b(key.encode()).hexdigest()[:16]}",
             )
             session = _Session(key, chat[:1] if system is not None else [], conversation)
         self._sessions = [*self._sessions, session][-self.max_sessions :]

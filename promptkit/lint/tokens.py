@@ -20,12 +20,14 @@ from typing import Any
 from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json
 from promptkit.errors import PromptkitError, TemplateError
+from promptkit.explain import locate_token
 from promptkit.lint.prefix import PrefixPolicy, short_prefix_message
 from promptkit.lint.rules import Finding
 from promptkit.lint.samples import Fixtures
 from promptkit.prompt import BuiltPrompt
 from promptkit.segments import Stability
 from promptkit.template import PromptTemplate
+from promptkit.tokenization import common_prefix
 
 __all__ = ["Divergence", "Measured", "divergence", "measure"]
 
@@ -54,48 +56,14 @@ class Divergence:
 
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
     """Index of the first differing id (or the shorter length), ``None`` if equal."""
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return i
-    return None if len(a) == len(b) else min(len(a), len(b))
+    shared = common_prefix(a, b)
+    return None if shared == len(a) == len(b) else shared
 
 
 def _token(builder: PromptBuilder, ids: Sequence[int], index: int) -> str:
     if index >= len(ids):
         return "<end>"
     return f"{builder.tokenizer.decode([ids[index]])!r} (id {ids[index]})"
-
-
-def _line_of(
-    builder: PromptBuilder, template: PromptTemplate, prompt: BuiltPrompt, index: int
-) -> tuple[int | None, str]:
-    """The template line that produced token ``index`` of ``prompt``, as near as it can tell."""
-    span = prompt.segment_at_token(index) or (prompt.segments[-1] if prompt.segments else None)
-    if span is None:
-        return None, "in the prompt"
-    position = next(i for i, s in enumerate(template.segments) if s.name == span.name)
-    line = template.segments[position].line
-    where = f"in segment {span.name!r}"
-    try:
-        texts, tracked = template.render_tracked(prompt.variables)
-    except PromptkitError:
-        return line, where
-    # The segment's own text inside the prompt (chat scaffolding may precede or follow it).
-    text = texts[position]
-    located = prompt.text.find(text, span.char_start) if text else -1
-    if located < 0 and text and prompt.text.startswith(text[:16], span.char_start):
-        located = span.char_start  # normalization changed the text further on
-    if located < 0:
-        return line, where
-    start = min(index, span.token_end)
-    char = span.char_start + len(
-        builder.tokenizer.decode(prompt.token_ids[span.token_start : start])
-    )
-    offset = char - located
-    for item in tracked:
-        if item.segment == position and item.start <= offset < item.end:
-            return item.origin.line, f"{where}, {item.origin.kind} on line {item.origin.line}"
-    return line, f"{where} (chat template scaffolding)"
 
 
 def divergence(
@@ -105,9 +73,19 @@ def divergence(
     new: BuiltPrompt,
     index: int,
 ) -> Divergence:
-    line, where = _line_of(builder, template, new, index)
+    """Where ``new`` stops matching the ``old`` ids, told by :func:`promptkit.explain.locate_token`
+    (the template line of the expression or text; else the line of the segment's tag)."""
+    origin = locate_token(new, index, tokenizer=builder.tokenizer)
+    line = origin.tracked.line if origin.tracked is not None else None
+    if line is None and origin.segment is not None:
+        name = origin.segment.name
+        line = next((s.line for s in template.segments if s.name == name), None)
     return Divergence(
-        index, line, where, _token(builder, old, index), _token(builder, new.token_ids, index)
+        index,
+        line,
+        origin.describe(),
+        _token(builder, old, index),
+        _token(builder, new.token_ids, index),
     )
 
 
