@@ -19,6 +19,7 @@ from engine_adapter.errors import (
     EngineRequestError,
     EngineStartError,
     EngineWarning,
+    PromptkitError,
 )
 from engine_adapter.fake import FunctionEngine
 from engine_adapter.models import (
@@ -48,6 +49,7 @@ __all__ = [
     "FunctionEngine",
     "OpenAIEngine",
     "PrefixCacheCounters",
+    "PromptkitError",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",
