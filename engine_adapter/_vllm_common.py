@@ -9,20 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
+from engine_adapter._wire import sampling_fields
 from engine_adapter.errors import EngineNotInstalled, EngineStartError
-from engine_adapter.models import (
-    EngineRequest,
-    EngineResult,
-    PrefixCacheCounters,
-    SamplingSettings,
-)
-
-QUERIES_METRIC = "vllm:prefix_cache_queries"
-HITS_METRIC = "vllm:prefix_cache_hits"
+from engine_adapter.models import EngineRequest, EngineResult, SamplingSettings
 
 
 def import_vllm() -> Any:
@@ -127,17 +120,10 @@ def kv_events_config(endpoint: str) -> Any:
 
 
 def sampling_params(settings: SamplingSettings) -> Any:
+    """``vllm.SamplingParams`` of ``settings``; it validates them (``VLLMValidationError``)."""
     from vllm import SamplingParams
 
-    return SamplingParams(
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        stop=list(settings.stop) or None,
-        stop_token_ids=list(settings.stop_token_ids) or None,
-        logprobs=settings.logprobs,
-    )
+    return SamplingParams(**sampling_fields(settings))
 
 
 def tokens_prompt(request: EngineRequest) -> dict[str, Any]:
@@ -186,12 +172,8 @@ def _latency(metrics: Any, wall: float) -> float:
     return wall
 
 
-def prefix_counters(metrics: Iterable[Any]) -> PrefixCacheCounters | None:
-    """Sum vLLM's prefix-cache counters over engines; ``None`` if they are not published."""
-    values: dict[str, float] = {}
-    for metric in metrics:
-        if metric.name in (QUERIES_METRIC, HITS_METRIC):
-            values[metric.name] = values.get(metric.name, 0.0) + float(metric.value)
-    if len(values) < 2:
-        return None
-    return PrefixCacheCounters(queries=int(values[QUERIES_METRIC]), hits=int(values[HITS_METRIC]))
+def counter_samples(metrics: Iterable[Any]) -> Iterator[tuple[str, float]]:
+    """``(name, value)`` of vLLM's in-process counters (``LLM.get_metrics()`` and the like)."""
+    from vllm.v1.metrics.reader import Counter
+
+    return ((m.name, float(m.value)) for m in metrics if isinstance(m, Counter))

@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Unpack
 
 from engine_adapter._vllm_common import (
     VLLMOptions,
+    counter_samples,
     import_vllm,
-    prefix_counters,
     remove_kv_events_endpoint,
     sampling_params,
     to_result,
@@ -29,6 +29,7 @@ from engine_adapter._vllm_common import (
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
+from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
@@ -83,7 +84,7 @@ class VLLMEngine(Engine):
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         with mapped_errors("reading vLLM metrics"):
-            return prefix_counters(self.llm.get_metrics())
+            return prefix_counters(counter_samples(self.llm.get_metrics()))
 
     def reset_prefix_cache(self) -> bool:
         with mapped_errors("resetting the prefix cache"):

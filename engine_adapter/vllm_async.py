@@ -20,8 +20,8 @@ from typing import Any, ClassVar, TypeVar, Unpack
 
 from engine_adapter._vllm_common import (
     VLLMOptions,
+    counter_samples,
     import_vllm,
-    prefix_counters,
     remove_kv_events_endpoint,
     sampling_params,
     to_result,
@@ -30,6 +30,7 @@ from engine_adapter._vllm_common import (
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
+from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, mapped_errors
 from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
@@ -100,7 +101,7 @@ class AsyncVLLMEngine(Engine):
         from vllm.v1.metrics.reader import get_metrics_snapshot
 
         with mapped_errors("reading vLLM metrics"):
-            return prefix_counters(get_metrics_snapshot())
+            return prefix_counters(counter_samples(get_metrics_snapshot()))
 
     def reset_prefix_cache(self) -> bool:
         with mapped_errors("resetting the prefix cache"):
