@@ -2,7 +2,7 @@
 
 ``engine_adapter`` sees only token ids and sampling settings. Backends are imported lazily:
 ``VLLMEngine`` (embedded vLLM) and ``OpenAIEngine`` (an OpenAI-compatible vLLM server) load their
-libraries only when constructed.
+libraries only when constructed. A new backend subclasses :class:`Engine` (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine_adapter._vllm_common import VLLMOptions
-from engine_adapter.base import Engine, mapped_errors
+from engine_adapter.base import Engine, ErrorMapping, map_exceptions
 from engine_adapter.errors import (
     CachedTokensNotReported,
     EngineClosedError,
+    EngineDeadError,
     EngineError,
     EngineNotInstalled,
     EngineRequestError,
@@ -39,6 +40,7 @@ __all__ = [
     "CachedTokensNotReported",
     "Engine",
     "EngineClosedError",
+    "EngineDeadError",
     "EngineError",
     "EngineNotInstalled",
     "EngineRequest",
@@ -46,6 +48,7 @@ __all__ = [
     "EngineResult",
     "EngineStartError",
     "EngineWarning",
+    "ErrorMapping",
     "FunctionEngine",
     "OpenAIEngine",
     "PrefixCacheCounters",
@@ -53,7 +56,7 @@ __all__ = [
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",
-    "mapped_errors",
+    "map_exceptions",
 ]
 
 

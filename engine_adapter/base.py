@@ -3,21 +3,28 @@
 An engine takes token ids and sampling settings and returns :class:`EngineResult`s. It knows
 nothing about templates or segments. One required method, :meth:`Engine.generate`; ``close()``
 and the context manager come with the base class.
+
+Backend errors are mapped at this boundary with :func:`map_exceptions`: each backend names the
+exceptions it maps; the rest (a bug in the adapter, say) propagate unchanged.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import ClassVar, Self
 
-from engine_adapter.errors import EngineError, EngineRequestError
+from engine_adapter.errors import EngineError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
 
-__all__ = ["Engine", "mapped_errors"]
+__all__ = ["Engine", "ErrorMapping", "map_exceptions"]
+
+#: Backend exception class -> the :class:`EngineError` it becomes. Subclasses of a key map too;
+#: the most specific key wins.
+ErrorMapping = Mapping[type[Exception], type[EngineError]]
 
 
 class Engine(abc.ABC):
@@ -69,14 +76,37 @@ class Engine(abc.ABC):
         self.close()
 
 
+def _target(mapping: ErrorMapping, exc: Exception) -> type[EngineError] | None:
+    # The most specific mapped class in the exception's MRO: vLLM's EngineDeadError is a
+    # VLLMServerError too, and must become EngineDeadError, not the server error's target.
+    for cls in type(exc).__mro__:
+        if cls in mapping:
+            return mapping[cls]
+    return None
+
+
 @contextmanager
-def mapped_errors(action: str, error: type[EngineError] = EngineRequestError) -> Iterator[None]:
-    """Map backend exceptions to ``error`` at the boundary; our own errors pass through."""
+def map_exceptions(
+    mapping: ErrorMapping,
+    action: str,
+    *,
+    describe: Callable[[str, Exception], str] | None = None,
+) -> Iterator[None]:
+    """Turn the backend exceptions ``mapping`` names into engine errors; re-raise the rest.
+
+    The new error says ``"{action} failed: {original}"`` unless ``describe(action, original)``
+    words it (with a next step); the original stays as ``__cause__``. An exception no key
+    matches, a bug in the adapter included, propagates unchanged: relabelling it would hide
+    where it came from.
+    """
     try:
         yield
-    except EngineError:
-        raise
-    except (KeyboardInterrupt, SystemExit):
-        raise
     except Exception as exc:
-        raise error(f"{action} failed: {type(exc).__name__}: {exc}") from exc
+        target = _target(mapping, exc)
+        if target is None:
+            raise
+        if describe is not None:
+            message = describe(action, exc)
+        else:
+            message = f"{action} failed: {type(exc).__name__}: {exc}"
+        raise target(message) from exc

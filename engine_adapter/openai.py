@@ -43,7 +43,7 @@ from engine_adapter._wire import (
     prefix_counters,
     sampling_fields,
 )
-from engine_adapter.base import Engine, mapped_errors
+from engine_adapter.base import Engine, ErrorMapping, map_exceptions
 from engine_adapter.errors import (
     CachedTokensNotReported,
     EngineClosedError,
@@ -174,8 +174,7 @@ class OpenAIEngine(Engine):
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         """Sums of ``vllm:prefix_cache_queries`` / ``_hits`` on ``/metrics`` (all engines)."""
-        samples = self._metrics(EngineRequestError)
-        return prefix_counters((name, value) for name, _, value in samples)
+        return prefix_counters((name, value) for name, _, value in self._metrics())
 
     def reset_prefix_cache(self) -> bool:
         """``POST /reset_prefix_cache``; ``False`` when the server lacks it or refuses.
@@ -287,7 +286,7 @@ class OpenAIEngine(Engine):
             )
         return reason
 
-    def _metrics(self, error: type[EngineError]) -> list[Sample]:
+    def _metrics(self, error: type[EngineError] = EngineRequestError) -> list[Sample]:
         client = self.client
         with self._errors(f"reading {self.server_url}/metrics", error):
             text = client.get(f"{self.server_url}/metrics", cast_to=str)
@@ -305,26 +304,45 @@ class OpenAIEngine(Engine):
 
     @contextmanager
     def _errors(self, action: str, error: type[EngineError] = EngineRequestError) -> Iterator[None]:
-        """Map ``openai`` errors to ``error`` with a next step; the rest go to mapped_errors."""
+        """Map the ``openai`` errors :func:`openai_errors` names to ``error``, with a next step."""
+        with map_exceptions(openai_errors(self._openai, error), action, describe=self._describe):
+            yield
+
+    def _describe(self, action: str, exc: Exception) -> str:
         openai = self._openai
-        with mapped_errors(action, error):
-            try:
-                yield
-            except openai.APITimeoutError as exc:
-                raise error(
-                    f"{action} timed out at {self.server_url}; raise the client's timeout or "
-                    "check the server log for a stuck engine"
-                ) from exc
-            except openai.APIConnectionError as exc:
-                raise error(
-                    f"{action} failed: cannot reach the vLLM server at {self.server_url} "
-                    f"({exc}); is it running? {_START_HINT}"
-                ) from exc
-            except openai.APIStatusError as exc:
-                raise error(
-                    f"{action} failed: {self.server_url} answered HTTP {exc.status_code}: "
-                    f"{exc.message}; {_status_hint(exc.status_code, self.model, self.server_url)}"
-                ) from exc
+        if isinstance(exc, openai.APITimeoutError):
+            return (
+                f"{action} timed out at {self.server_url}; raise the client's timeout or check "
+                "the server log for a stuck engine"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return (
+                f"{action} failed: cannot reach the vLLM server at {self.server_url} ({exc}); "
+                f"is it running? {_START_HINT}"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return (
+                f"{action} failed: {self.server_url} answered HTTP {exc.status_code}: "
+                f"{exc.message}; {_status_hint(exc.status_code, self.model, self.server_url)}"
+            )
+        return f"{action} failed: the server at {self.server_url} sent an error: {exc}"
+
+
+def openai_errors(openai: Any, error: type[EngineError]) -> ErrorMapping:
+    """The ``openai`` exceptions mapped to ``error`` (what the failing call was doing decides
+    it: :class:`EngineStartError` while the constructor reads ``/metrics``, else
+    :class:`EngineRequestError`). Other exceptions, bugs included, propagate unchanged.
+
+    ``APITimeoutError`` (the client's timeout), ``APIConnectionError`` (no server there),
+    ``APIStatusError`` (an HTTP error status: 400 bad request, 404 unknown model, 5xx ...) and
+    ``APIError`` (an error event in the middle of a stream, or an unreadable response).
+    """
+    return {
+        openai.APITimeoutError: error,
+        openai.APIConnectionError: error,
+        openai.APIStatusError: error,
+        openai.APIError: error,
+    }
 
 
 def _status_hint(status: int, model: str, server_url: str) -> str:

@@ -21,8 +21,10 @@ from engine_adapter._vllm_common import (
     VLLMOptions,
     counter_samples,
     import_vllm,
+    map_request_errors,
     remove_kv_events_endpoint,
     sampling_params,
+    start_errors,
     to_result,
     tokens_prompt,
 )
@@ -30,8 +32,8 @@ from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
 from engine_adapter._wire import prefix_counters
-from engine_adapter.base import Engine, mapped_errors
-from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
+from engine_adapter.base import Engine, map_exceptions
+from engine_adapter.errors import EngineClosedError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["VLLMEngine"]
@@ -52,7 +54,7 @@ class VLLMEngine(Engine):
         kwargs, self.kv_events_endpoint = build_engine_kwargs(model, options)
         vllm = import_vllm()
         started = time.perf_counter()
-        with mapped_errors(f"starting vLLM on {kwargs['model']}", EngineStartError):
+        with map_exceptions(start_errors(), f"starting vLLM on {kwargs['model']}"):
             self._llm: Any = vllm.LLM(**kwargs)
         self.start_seconds = time.perf_counter() - started
         cache_config = self._llm.llm_engine.vllm_config.cache_config
@@ -75,27 +77,27 @@ class VLLMEngine(Engine):
             return []
         llm = self.llm
         prompts = [tokens_prompt(r) for r in requests]
-        params = [sampling_params(r.sampling) for r in requests]
-        started = time.perf_counter()
-        with mapped_errors("vLLM generate", EngineRequestError):
+        with map_request_errors("vLLM generate"):
+            params = [sampling_params(r.sampling) for r in requests]
+            started = time.perf_counter()
             outputs = llm.generate(prompts, params, use_tqdm=False)
         wall = time.perf_counter() - started
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
-        with mapped_errors("reading vLLM metrics"):
-            return prefix_counters(counter_samples(self.llm.get_metrics()))
+        llm = self.llm
+        with map_request_errors("reading vLLM metrics"):
+            metrics = llm.get_metrics()
+        return prefix_counters(counter_samples(metrics))
 
     def reset_prefix_cache(self) -> bool:
-        with mapped_errors("resetting the prefix cache"):
-            return bool(self.llm.reset_prefix_cache())
+        llm = self.llm
+        with map_request_errors("resetting the prefix cache"):
+            return bool(llm.reset_prefix_cache())
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is None:
             return
         remove_kv_events_endpoint(self.kv_events_endpoint)
-        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        shutdown = getattr(core, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        llm.llm_engine.engine_core.shutdown()
