@@ -13,6 +13,7 @@ from engine_adapter._vllm_common import VLLMOptions
 from engine_adapter.base import Engine, ErrorMapping, map_exceptions
 from engine_adapter.errors import (
     CachedTokensNotReported,
+    EngineCapabilityError,
     EngineClosedError,
     EngineDeadError,
     EngineError,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncVLLMEngine",
     "CachedTokensNotReported",
     "Engine",
+    "EngineCapabilityError",
     "EngineClosedError",
     "EngineDeadError",
     "EngineError",

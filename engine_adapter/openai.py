@@ -118,8 +118,6 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
-        #: Whether the server runs with prefix caching, when read from ``/metrics``.
-        self.prefix_caching: bool | None = None
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
         self._reports_lock = threading.Lock()

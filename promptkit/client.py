@@ -114,7 +114,7 @@ class Client:
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
         self._counters_baseline = engine.prefix_cache_counters()
-        endpoint = getattr(engine, "kv_events_endpoint", None)
+        endpoint = engine.kv_events_endpoint
         self._kv_events: KVEventSubscriber | None = None
         if endpoint and follow_kv_events is not False:
             self._kv_events = KVEventSubscriber(endpoint)
@@ -223,7 +223,7 @@ class Client:
         request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
         pairs = list(zip(prompts, request_salts, strict=True))
         looked_up = [self.mirror.lookup(p.token_ids, salt=s) for p, s in pairs]
-        return _Batch(
+        batch = _Batch(
             prompts=list(prompts),
             requests=[
                 EngineRequest(prompt_token_ids=p.token_ids, sampling=settings, cache_salt=s)
@@ -234,6 +234,8 @@ class Client:
             salts=request_salts,
             labels=list(labels) if labels is not None else [None] * len(prompts),
         )
+        self.engine.check_requests(batch.requests)  # before anything is sent
+        return batch
 
     def _finish(self, batch: _Batch, results: Sequence[EngineResult]) -> list[Generation]:
         rows = zip(

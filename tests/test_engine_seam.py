@@ -1,4 +1,4 @@
-"""The engine seam: backend errors mapped by name, the rest re-raised.
+"""The engine seam: declared capabilities, refused salts, backend errors mapped by name.
 
 Engine-free. vLLM's and openai's exception classes are the real ones; the ``openai`` client talks
 to a fake vLLM server at the transport (tests/vllm_wire_fake.py). tests/test_engine_vllm.py
@@ -7,6 +7,8 @@ checks the same mapping inside the real engine.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,15 @@ from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from engine_adapter import (
+    Engine,
     EngineCapabilityError,
     EngineDeadError,
     EngineError,
     EngineRequest,
     EngineRequestError,
+    EngineResult,
     EngineStartError,
+    FunctionEngine,
     SamplingSettings,
     map_exceptions,
 )
@@ -40,9 +45,89 @@ from engine_adapter._vllm_common import (
     sampling_params,
     start_errors,
 )
+from promptkit import Client, PromptTemplate, Tokenizer
 from tests.vllm_wire_fake import Handler, remote, stream
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Minimal(Engine):
+    """The least an engine must write: a block size and ``generate``."""
+
+    def __init__(self) -> None:
+        self.requests: list[EngineRequest] = []
+
+    @property
+    def block_size(self) -> int:
+        return 16
+
+    def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        self.requests.extend(requests)
+        return [
+            EngineResult(
+                prompt_token_ids=r.prompt_token_ids,
+                num_cached_tokens=None,
+                text="",
+                token_ids=(),
+                finish_reason="stop",
+                ttft_s=None,
+                latency_s=0.0,
+                timing_source="measured",
+            )
+            for r in requests
+        ]
+
+
+# -- capabilities -------------------------------------------------------------------------------
+
+
+def test_every_capability_the_client_reads_has_a_declared_default() -> None:
+    engine = Minimal()
+    assert engine.supports_cache_salt is False
+    assert engine.prefix_caching is None
+    assert engine.kv_events_endpoint is None
+    assert engine.start_seconds is None
+    assert engine.prefix_cache_counters() is None
+    assert engine.reset_prefix_cache() is False
+
+
+def test_no_engine_attribute_is_probed_with_getattr() -> None:
+    # Regression: the client read kv_events_endpoint and the demo start_seconds through
+    # getattr(engine, ..., None), so a misspelt attribute in an engine passed silently.
+    probe = re.compile(r"\b(?:getattr|hasattr)\([^,()]*engine\b")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for folder in ("promptkit", "engine_adapter", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if probe.search(line)
+    ]
+    assert found == []
+
+
+def test_a_salted_request_to_an_engine_without_salts_is_refused_before_sending(
+    tokenizer: Tokenizer,
+) -> None:
+    engine = Minimal()
+    template = PromptTemplate.from_string(
+        "{% vars q=request %}{% segment s static %}Answer.{% endsegment %}"
+        "{% segment r request %}{{ q }}{% endsegment %}",
+        name="salted",
+    )
+    with Client(engine=engine, tokenizer=tokenizer) as client:
+        with pytest.raises(EngineCapabilityError, match=r"'engine' engine \(Minimal\).*cache_salt"):
+            client.generate(template, {"q": "Who?"}, cache_salt="tenant-a")
+        assert engine.requests == [] and client.records == []
+        client.generate(template, {"q": "Who?"})
+    assert len(engine.requests) == 1
+
+
+def test_engines_that_declare_salts_take_them() -> None:
+    salted = [EngineRequest(prompt_token_ids=(1, 2), cache_salt="a")]
+    FunctionEngine(lambda r: "ok").check_requests(salted)
+    with pytest.raises(EngineCapabilityError):
+        Minimal().check_requests(salted)
+    Minimal().check_requests([EngineRequest(prompt_token_ids=(1, 2))])
 
 
 # -- map_exceptions -----------------------------------------------------------------------------

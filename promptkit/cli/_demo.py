@@ -71,7 +71,7 @@ def demo(
         with quiet:
             path = resolve_model_dir(model)
             with Client.embedded(path, log_path=log, dtype=dtype) as client:
-                start = getattr(client.engine, "start_seconds", None)
+                start = client.engine.start_seconds
                 report = run_demo(client, model_name=path.name, engine_start_s=start)
     except PromptkitError as exc:  # engine errors included
         raise fail(exc) from None
