@@ -1,4 +1,4 @@
-"""The embedded engine, for real: prefix hits, APC on/off equality, errors."""
+"""The embedded engine, for real: prefix hits, APC on/off equality, errors, wrapping an LLM."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine_adapter import (
+    EngineClosedError,
     EngineRequest,
     EngineRequestError,
     EngineStartError,
@@ -148,3 +149,22 @@ def test_an_unknown_exception_inside_the_vllm_engine_is_not_relabelled(
     monkeypatch.setattr(engine.llm, "generate", generate)
     with pytest.raises(KeyError, match="a bug inside the engine call"):
         engine.generate([EngineRequest(prompt_token_ids=(1, 2, 3), sampling=GREEDY)])
+
+
+def test_from_llm_wraps_a_running_llm_and_leaves_it_running(
+    fresh_engine: VLLMEngine, tokenizer: Tokenizer
+) -> None:
+    prompt = _ids(tokenizer, "One engine, two adapters over the same vllm.LLM. " * 8)
+    request = EngineRequest(prompt_token_ids=prompt, sampling=GREEDY)
+    fresh_engine.generate([request])
+    wrapped = VLLMEngine.from_llm(fresh_engine.llm)
+    assert (wrapped.block_size, wrapped.prefix_caching) == (32, True)
+    assert wrapped.start_seconds is None
+    assert wrapped.kv_events_endpoint == fresh_engine.kv_events_endpoint is not None
+    with wrapped:
+        again = wrapped.generate([request])[0]  # the same cache: it hits
+        assert again.num_cached_tokens == 32 * ((len(prompt) - 1) // 32)
+        assert wrapped.prefix_cache_counters() == fresh_engine.prefix_cache_counters()
+    with pytest.raises(EngineClosedError):
+        wrapped.generate([request])
+    assert fresh_engine.generate([request])[0].num_cached_tokens  # not shut down
