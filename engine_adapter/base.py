@@ -134,12 +134,14 @@ def map_exceptions(
     """Turn the backend exceptions ``mapping`` names into engine errors; re-raise the rest.
 
     The new error says ``"{action} failed: {original}"`` unless ``describe(action, original)``
-    words it (with a next step); the original stays as ``__cause__``. An exception no key
-    matches, a bug in the adapter included, propagates unchanged: relabelling it would hide
-    where it came from.
+    words it (with a next step); the original stays as ``__cause__``. Our own
+    engine errors pass through. An exception no key matches, a bug in the adapter
+    included, propagates unchanged: relabelling it would hide where it came from.
     """
     try:
         yield
+    except EngineError:
+        raise  # already ours, with its own message
     except Exception as exc:
         target = _target(mapping, exc)
         if target is None:

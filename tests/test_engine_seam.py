@@ -257,7 +257,7 @@ ASK = [EngineRequest(prompt_token_ids=(1, 2, 3), sampling=SamplingSettings(max_t
     [
         (_raise(httpx2.ConnectTimeout), openai.APITimeoutError, "timed out at http://vllm.test"),
         (_raise(httpx2.ConnectError), openai.APIConnectionError, "cannot reach the vLLM server"),
-        (_status(404), openai.NotFoundError, "HTTP 404: server says no; is 'm' the served"),
+        (_status(404), openai.NotFoundError, "HTTP 404: .*server says no; is 'm' the served"),
         (_status(400), openai.BadRequestError, "HTTP 400.*--max-model-len"),
         (_status(500), openai.InternalServerError, "HTTP 500.*see the server log"),
         (
