@@ -135,8 +135,9 @@ def test_an_engine_option_vllm_rejects_is_a_start_error(model_dir: Path) -> None
 
 def test_a_prompt_longer_than_max_model_len_is_a_request_error(engine: VLLMEngine) -> None:
     too_long = EngineRequest(prompt_token_ids=(1,) * 5000, sampling=GREEDY)
-    with pytest.raises(EngineRequestError, match=r"longer than the maximum model length"):
+    with pytest.raises(EngineRequestError, match=r"maximum context length is 4096") as info:
         engine.generate([too_long])
+    assert type(info.value.__cause__).__name__ == "VLLMValidationError"
 
 
 def test_an_unknown_exception_inside_the_vllm_engine_is_not_relabelled(
