@@ -56,10 +56,11 @@ def _run_client(
 
 
 def _llm(engine: Engine) -> Any:
-    llm = getattr(engine, "llm", None)
-    if llm is None:
+    from engine_adapter.vllm import VLLMEngine
+
+    if not isinstance(engine, VLLMEngine):
         raise ValueError("the naive and LangChain clients need an embedded vLLM engine (.llm)")
-    return llm
+    return engine.llm
 
 
 def run_suite(

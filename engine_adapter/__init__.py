@@ -2,7 +2,7 @@
 
 ``engine_adapter`` sees only token ids and sampling settings. Backends are imported lazily:
 ``VLLMEngine`` (embedded vLLM) and ``OpenAIEngine`` (an OpenAI-compatible vLLM server) load their
-libraries only when constructed.
+libraries only when constructed. A new backend subclasses :class:`Engine` (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine_adapter._vllm_common import VLLMOptions
-from engine_adapter.base import Engine, mapped_errors
+from engine_adapter.base import Engine, ErrorMapping, map_exceptions
 from engine_adapter.errors import (
     CachedTokensNotReported,
+    EngineCapabilityError,
     EngineClosedError,
+    EngineDeadError,
     EngineError,
     EngineNotInstalled,
     EngineRequestError,
     EngineStartError,
     EngineWarning,
+    PromptkitError,
 )
 from engine_adapter.fake import FunctionEngine
 from engine_adapter.models import (
@@ -37,7 +40,9 @@ __all__ = [
     "AsyncVLLMEngine",
     "CachedTokensNotReported",
     "Engine",
+    "EngineCapabilityError",
     "EngineClosedError",
+    "EngineDeadError",
     "EngineError",
     "EngineNotInstalled",
     "EngineRequest",
@@ -45,13 +50,15 @@ __all__ = [
     "EngineResult",
     "EngineStartError",
     "EngineWarning",
+    "ErrorMapping",
     "FunctionEngine",
     "OpenAIEngine",
     "PrefixCacheCounters",
+    "PromptkitError",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",
-    "mapped_errors",
+    "map_exceptions",
 ]
 
 

@@ -1,4 +1,5 @@
-"""What the embedded sync and async vLLM engines share: configuration, sampling, results.
+"""What the embedded sync and async vLLM engines share: configuration, sampling, results, and
+which vLLM exceptions they map.
 
 Pure functions only; each engine class keeps just its own I/O (``LLM.generate`` vs
 ``AsyncLLM.generate``).
@@ -9,20 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypedDict
 
-from engine_adapter.errors import EngineNotInstalled, EngineStartError
-from engine_adapter.models import (
-    EngineRequest,
-    EngineResult,
-    PrefixCacheCounters,
-    SamplingSettings,
+from engine_adapter._wire import sampling_fields
+from engine_adapter.base import ErrorMapping, map_exceptions
+from engine_adapter.errors import (
+    EngineDeadError,
+    EngineNotInstalled,
+    EngineRequestError,
+    EngineStartError,
 )
-
-QUERIES_METRIC = "vllm:prefix_cache_queries"
-HITS_METRIC = "vllm:prefix_cache_hits"
+from engine_adapter.models import EngineRequest, EngineResult, SamplingSettings
 
 
 def import_vllm() -> Any:
@@ -127,17 +128,10 @@ def kv_events_config(endpoint: str) -> Any:
 
 
 def sampling_params(settings: SamplingSettings) -> Any:
+    """``vllm.SamplingParams`` of ``settings``; it validates them (``VLLMValidationError``)."""
     from vllm import SamplingParams
 
-    return SamplingParams(
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        stop=list(settings.stop) or None,
-        stop_token_ids=list(settings.stop_token_ids) or None,
-        logprobs=settings.logprobs,
-    )
+    return SamplingParams(**sampling_fields(settings))
 
 
 def tokens_prompt(request: EngineRequest) -> dict[str, Any]:
@@ -186,12 +180,64 @@ def _latency(metrics: Any, wall: float) -> float:
     return wall
 
 
-def prefix_counters(metrics: Iterable[Any]) -> PrefixCacheCounters | None:
-    """Sum vLLM's prefix-cache counters over engines; ``None`` if they are not published."""
-    values: dict[str, float] = {}
-    for metric in metrics:
-        if metric.name in (QUERIES_METRIC, HITS_METRIC):
-            values[metric.name] = values.get(metric.name, 0.0) + float(metric.value)
-    if len(values) < 2:
-        return None
-    return PrefixCacheCounters(queries=int(values[QUERIES_METRIC]), hits=int(values[HITS_METRIC]))
+def counter_samples(metrics: Iterable[Any]) -> Iterator[tuple[str, float]]:
+    """``(name, value)`` of vLLM's in-process counters (``LLM.get_metrics()`` and the like)."""
+    from vllm.v1.metrics.reader import Counter
+
+    return ((m.name, float(m.value)) for m in metrics if isinstance(m, Counter))
+
+
+def start_errors() -> ErrorMapping:
+    """What vLLM raises when an engine cannot start, as :class:`EngineStartError`.
+
+    A bad configuration raises ``ValueError`` (pydantic's ``ValidationError`` is one: too long a
+    ``max_model_len``, no memory left for the KV cache), a failed engine core ``RuntimeError``,
+    unreadable model files ``OSError``, and vLLM's own checks a ``VLLMError``. ``TypeError`` (an
+    unknown ``engine_kwargs`` key) is left alone: Python's message already names the key.
+    """
+    from vllm.exceptions import VLLMError
+
+    return {
+        VLLMError: EngineStartError,
+        ValueError: EngineStartError,
+        RuntimeError: EngineStartError,
+        OSError: EngineStartError,
+    }
+
+
+def request_errors() -> ErrorMapping:
+    """What vLLM raises under a request (``LLM.generate``, ``AsyncLLM.generate``, metrics).
+
+    vLLM sorts its errors the way its server answers them: ``VLLMClientError`` for a bad
+    request (``VLLMValidationError``: a prompt longer than ``max_model_len``, a token id out of
+    vocabulary, bad sampling settings), ``GracefulHTTPError`` for admission control (queue full),
+    ``VLLMServerError`` for a failed generation (``EngineGenerateError``, ``GenerationError``)
+    and ``EngineDeadError`` for a dead engine core. Anything else is a bug and propagates.
+    """
+    from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMServerError
+    from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
+
+    return {
+        VLLMClientError: EngineRequestError,
+        GracefulHTTPError: EngineRequestError,
+        VLLMServerError: EngineRequestError,
+        VLLMEngineDeadError: EngineDeadError,
+    }
+
+
+def describe_error(action: str, exc: Exception) -> str:
+    """The message of an engine error mapped from vLLM; a dead engine says what to do."""
+    from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
+
+    message = f"{action} failed: {type(exc).__name__}: {exc}"
+    if isinstance(exc, VLLMEngineDeadError):
+        message += (
+            "; the engine cannot serve again (its log above has the root cause): close it and "
+            "start a new one"
+        )
+    return message
+
+
+def map_request_errors(action: str) -> AbstractContextManager[None]:
+    """:func:`map_exceptions` with :func:`request_errors`, around a call into vLLM."""
+    return map_exceptions(request_errors(), action, describe=describe_error)

@@ -1,24 +1,49 @@
-"""Engine exceptions, mapped at the adapter boundary.
+"""Engine exceptions, and the one root every promptkit error shares.
 
 ::
 
-    EngineError                 anything an engine adapter raises on purpose
-    ├── EngineNotInstalled      the backend package (vllm, openai) is missing: says what to install
-    ├── EngineStartError        the engine could not start (bad model dir, not enough memory ...)
-    ├── EngineRequestError      the engine rejected a request (too long, bad sampling settings)
-    └── EngineClosedError       the engine was used after close()
+    PromptkitError                 the root: catch it for every error promptkit raises on purpose
+    │                              (promptkit.errors re-exports it and draws the SDK's branches)
+    └── EngineError                anything an engine adapter raises on purpose
+        ├── EngineNotInstalled     the backend (vllm, openai) is missing: says what to install
+        ├── EngineStartError       the engine could not start (bad model dir, no memory ...)
+        ├── EngineRequestError     the engine rejected or failed a request (too long, settings)
+        │   └── EngineCapabilityError  a request needs what the engine lacks (a cache salt)
+        ├── EngineDeadError        the engine died under a request: start a new one
+        └── EngineClosedError      the engine was used after close()
 
-    EngineWarning               (a UserWarning) the engine works, but reports less than it should
-    └── CachedTokensNotReported a server answers without per-request cached-token counts
+    EngineWarning                  (a UserWarning) the engine runs but reports less than it could
+    └── CachedTokensNotReported    a server answers without per-request cached-token counts
 
-Backend errors never escape raw: :func:`engine_adapter.base.mapped_errors` wraps them, keeping the
-original as ``__cause__``.
+The root lives here, not in :mod:`promptkit.errors`, because ``engine_adapter`` never imports
+``promptkit``; :mod:`promptkit.errors` re-exports this very class.
+
+Backend errors are mapped at the adapter boundary by :func:`engine_adapter.base.map_exceptions`,
+each backend naming the exceptions it maps (the original stays as ``__cause__``); anything else,
+a bug included, propagates unchanged.
 """
 
 from __future__ import annotations
 
+__all__ = [
+    "CachedTokensNotReported",
+    "EngineCapabilityError",
+    "EngineClosedError",
+    "EngineDeadError",
+    "EngineError",
+    "EngineNotInstalled",
+    "EngineRequestError",
+    "EngineStartError",
+    "EngineWarning",
+    "PromptkitError",
+]
 
-class EngineError(Exception):
+
+class PromptkitError(Exception):
+    """Base class of every error promptkit and its engine adapters raise on purpose."""
+
+
+class EngineError(PromptkitError):
     """Base class of engine adapter errors."""
 
 
@@ -32,6 +57,17 @@ class EngineStartError(EngineError):
 
 class EngineRequestError(EngineError):
     """The engine refused or failed a request."""
+
+
+class EngineCapabilityError(EngineRequestError):
+    """A request needs a capability the engine does not declare (e.g. ``supports_cache_salt``).
+
+    Raised before anything is sent, so no request of the batch ran.
+    """
+
+
+class EngineDeadError(EngineError):
+    """The engine died (its worker process exited); it cannot serve again: start a new one."""
 
 
 class EngineClosedError(EngineError):

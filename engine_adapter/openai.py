@@ -28,7 +28,6 @@ Where each result field comes from:
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import warnings
@@ -37,7 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine_adapter.base import Engine, mapped_errors
+from engine_adapter._wire import (
+    CACHE_CONFIG_METRIC,
+    Sample,
+    parse_prometheus,
+    prefix_counters,
+    sampling_fields,
+)
+from engine_adapter.base import Engine, ErrorMapping, map_exceptions
 from engine_adapter.errors import (
     CachedTokensNotReported,
     EngineClosedError,
@@ -53,19 +59,12 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAIEngine"]
 
-_QUERIES_METRIC = "vllm:prefix_cache_queries"
-_HITS_METRIC = "vllm:prefix_cache_hits"
-_CACHE_CONFIG_METRIC = "vllm:cache_config_info"
 _START_HINT = (
     "start it with `python -m vllm.entrypoints.openai.api_server --model DIR "
     "--enable-prefix-caching --enable-prompt-tokens-details` (see docs/remote.md)"
 )
 _DETAILS_FLAG = "--enable-prompt-tokens-details"
 _TOKEN_ID_PREFIX = "token_id:"
-_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-Sample = tuple[str, dict[str, str], float]
 
 
 def _import_openai() -> Any:
@@ -119,8 +118,6 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
-        #: Whether the server runs with prefix caching, when read from ``/metrics``.
-        self.prefix_caching: bool | None = None
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
         self._reports_lock = threading.Lock()
@@ -175,12 +172,7 @@ class OpenAIEngine(Engine):
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         """Sums of ``vllm:prefix_cache_queries`` / ``_hits`` on ``/metrics`` (all engines)."""
-        samples = self._metrics(EngineRequestError)
-        queries = _counter(samples, _QUERIES_METRIC)
-        hits = _counter(samples, _HITS_METRIC)
-        if queries is None or hits is None:
-            return None
-        return PrefixCacheCounters(queries=int(queries), hits=int(hits))
+        return prefix_counters((name, value) for name, _, value in self._metrics())
 
     def reset_prefix_cache(self) -> bool:
         """``POST /reset_prefix_cache``; ``False`` when the server lacks it or refuses.
@@ -210,14 +202,13 @@ class OpenAIEngine(Engine):
     def _complete(self, request: EngineRequest) -> EngineResult:
         client = self.client
         settings = request.sampling
-        extra: dict[str, Any] = {"return_token_ids": True}
-        if settings.stop_token_ids:
-            extra["stop_token_ids"] = list(settings.stop_token_ids)
+        # vLLM's completions API takes its SamplingParams fields in the body, plus extensions.
+        body: dict[str, Any] = {**sampling_fields(settings), "return_token_ids": True}
         if request.cache_salt is not None:
-            extra["cache_salt"] = request.cache_salt
+            body["cache_salt"] = request.cache_salt
         if settings.logprobs is not None:
             # Candidates keyed "token_id:123" rather than by decoded text, which is ambiguous.
-            extra["return_tokens_as_token_ids"] = True
+            body["return_tokens_as_token_ids"] = True
         text: list[str] = []
         token_ids: list[int] = []
         candidates: list[dict[str, float] | None] = []
@@ -230,15 +221,9 @@ class OpenAIEngine(Engine):
             stream = client.completions.create(
                 model=self.model,
                 prompt=list(request.prompt_token_ids),
-                max_tokens=settings.max_tokens,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-                seed=settings.seed,
-                stop=list(settings.stop) or None,
-                logprobs=settings.logprobs,
                 stream=True,
                 stream_options={"include_usage": True},
-                extra_body=extra,
+                extra_body=body,
             )
             with stream:
                 for chunk in stream:
@@ -299,44 +284,63 @@ class OpenAIEngine(Engine):
             )
         return reason
 
-    def _metrics(self, error: type[EngineError]) -> list[Sample]:
+    def _metrics(self, error: type[EngineError] = EngineRequestError) -> list[Sample]:
         client = self.client
         with self._errors(f"reading {self.server_url}/metrics", error):
             text = client.get(f"{self.server_url}/metrics", cast_to=str)
-        return _parse_prometheus(text)
+        return parse_prometheus(text)
 
     def _read_cache_config(self) -> int:
         for name, labels, _ in self._metrics(EngineStartError):
-            if name == _CACHE_CONFIG_METRIC and labels.get("block_size", "").isdigit():
+            if name == CACHE_CONFIG_METRIC and labels.get("block_size", "").isdigit():
                 self.prefix_caching = labels.get("enable_prefix_caching") == "True"
                 return int(labels["block_size"])
         raise EngineStartError(
-            f"{self.server_url}/metrics does not publish {_CACHE_CONFIG_METRIC} (was the server "
+            f"{self.server_url}/metrics does not publish {CACHE_CONFIG_METRIC} (was the server "
             "started with --disable-log-stats?); pass block_size= (the server's --block-size)"
         )
 
     @contextmanager
     def _errors(self, action: str, error: type[EngineError] = EngineRequestError) -> Iterator[None]:
-        """Map ``openai`` errors to ``error`` with a next step; the rest go to mapped_errors."""
+        """Map the ``openai`` errors :func:`openai_errors` names to ``error``, with a next step."""
+        with map_exceptions(openai_errors(self._openai, error), action, describe=self._describe):
+            yield
+
+    def _describe(self, action: str, exc: Exception) -> str:
         openai = self._openai
-        with mapped_errors(action, error):
-            try:
-                yield
-            except openai.APITimeoutError as exc:
-                raise error(
-                    f"{action} timed out at {self.server_url}; raise the client's timeout or "
-                    "check the server log for a stuck engine"
-                ) from exc
-            except openai.APIConnectionError as exc:
-                raise error(
-                    f"{action} failed: cannot reach the vLLM server at {self.server_url} "
-                    f"({exc}); is it running? {_START_HINT}"
-                ) from exc
-            except openai.APIStatusError as exc:
-                raise error(
-                    f"{action} failed: {self.server_url} answered HTTP {exc.status_code}: "
-                    f"{exc.message}; {_status_hint(exc.status_code, self.model, self.server_url)}"
-                ) from exc
+        if isinstance(exc, openai.APITimeoutError):
+            return (
+                f"{action} timed out at {self.server_url}; raise the client's timeout or check "
+                "the server log for a stuck engine"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return (
+                f"{action} failed: cannot reach the vLLM server at {self.server_url} ({exc}); "
+                f"is it running? {_START_HINT}"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return (
+                f"{action} failed: {self.server_url} answered HTTP {exc.status_code}: "
+                f"{exc.message}; {_status_hint(exc.status_code, self.model, self.server_url)}"
+            )
+        return f"{action} failed: the server at {self.server_url} sent an error: {exc}"
+
+
+def openai_errors(openai: Any, error: type[EngineError]) -> ErrorMapping:
+    """The ``openai`` exceptions mapped to ``error`` (what the failing call was doing decides
+    it: :class:`EngineStartError` while the constructor reads ``/metrics``, else
+    :class:`EngineRequestError`). Other exceptions, bugs included, propagate unchanged.
+
+    ``APITimeoutError`` (the client's timeout), ``APIConnectionError`` (no server there),
+    ``APIStatusError`` (an HTTP error status: 400 bad request, 404 unknown model, 5xx ...) and
+    ``APIError`` (an error event in the middle of a stream, or an unreadable response).
+    """
+    return {
+        openai.APITimeoutError: error,
+        openai.APIConnectionError: error,
+        openai.APIStatusError: error,
+        openai.APIError: error,
+    }
 
 
 def _status_hint(status: int, model: str, server_url: str) -> str:
@@ -355,28 +359,6 @@ def _status_hint(status: int, model: str, server_url: str) -> str:
 def _server_root(base_url: str) -> str:
     root = base_url.rstrip("/")
     return root.removesuffix("/v1")
-
-
-def _parse_prometheus(text: str) -> list[Sample]:
-    """Samples ``(name, labels, value)`` of a Prometheus text exposition; comments skipped."""
-    samples: list[Sample] = []
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        name, labels, value = match.groups()
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        samples.append((name, dict(_LABEL.findall(labels or "")), number))
-    return samples
-
-
-def _counter(samples: Sequence[Sample], name: str) -> float | None:
-    """Sum of a counter over its label sets; ``None`` when the server does not publish it."""
-    values = [value for sample, _, value in samples if sample in (name, f"{name}_total")]
-    return sum(values) if values else None
 
 
 def _by_token_id(

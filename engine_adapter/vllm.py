@@ -15,22 +15,25 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, Unpack
+from typing import Any, ClassVar, Self, Unpack
 
 from engine_adapter._vllm_common import (
     VLLMOptions,
+    counter_samples,
     import_vllm,
-    prefix_counters,
+    map_request_errors,
     remove_kv_events_endpoint,
     sampling_params,
+    start_errors,
     to_result,
     tokens_prompt,
 )
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
-from engine_adapter.base import Engine, mapped_errors
-from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
+from engine_adapter._wire import prefix_counters
+from engine_adapter.base import Engine, map_exceptions
+from engine_adapter.errors import EngineClosedError, EngineStartError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["VLLMEngine"]
@@ -42,21 +45,63 @@ class VLLMEngine(Engine):
     Args:
         model: a local Hugging Face model directory.
         options: see :class:`engine_adapter.VLLMOptions` (``block_size=32``, ``kv_events`` ...).
+
+    To use a ``vllm.LLM`` you built yourself, see :meth:`from_llm`.
     """
 
     name: ClassVar[str] = "vllm"
     supports_cache_salt: ClassVar[bool] = True
 
     def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
-        kwargs, self.kv_events_endpoint = build_engine_kwargs(model, options)
+        kwargs, endpoint = build_engine_kwargs(model, options)
         vllm = import_vllm()
         started = time.perf_counter()
-        with mapped_errors(f"starting vLLM on {kwargs['model']}", EngineStartError):
-            self._llm: Any = vllm.LLM(**kwargs)
+        try:
+            with map_exceptions(start_errors(), f"starting vLLM on {kwargs['model']}"):
+                llm = vllm.LLM(**kwargs)
+        except BaseException:
+            remove_kv_events_endpoint(endpoint)
+            raise
+        self._adopt(llm, owns_llm=True, kv_events_endpoint=endpoint, private_endpoint=endpoint)
         self.start_seconds = time.perf_counter() - started
-        cache_config = self._llm.llm_engine.vllm_config.cache_config
+
+    @classmethod
+    def from_llm(cls, llm: Any, *, owns_llm: bool = False) -> Self:
+        """Wrap a ``vllm.LLM`` that is already running (built with your own arguments).
+
+        Block size and prefix caching are read back from its cache config, and KV-cache events
+        are followed when it publishes them on an ``ipc://`` endpoint. :meth:`close` shuts the
+        LLM down only with ``owns_llm=True``; by default it stays yours. ``start_seconds`` is
+        ``None``: this engine started nothing.
+        """
+        config = llm.llm_engine.vllm_config
+        runner = config.model_config.runner_type
+        if runner != "generate":
+            raise EngineStartError(
+                f"the vllm.LLM runs a {runner!r} model, and promptkit needs a generative one: "
+                "build it with runner='generate'"
+            )
+        engine = cls.__new__(cls)
+        endpoint = _published_endpoint(config)
+        engine._adopt(llm, owns_llm=owns_llm, kv_events_endpoint=endpoint, private_endpoint=None)
+        return engine
+
+    def _adopt(
+        self,
+        llm: Any,
+        *,
+        owns_llm: bool,
+        kv_events_endpoint: str | None,
+        private_endpoint: str | None,
+    ) -> None:
+        cache_config = llm.llm_engine.vllm_config.cache_config
+        self._llm: Any = llm
+        self._owns_llm = owns_llm
+        # Only an endpoint this adapter made is deleted on close, never one of the caller's.
+        self._private_endpoint = private_endpoint
         self._block_size = int(cache_config.block_size)
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
+        self.kv_events_endpoint = kv_events_endpoint
 
     @property
     def llm(self) -> Any:
@@ -74,27 +119,38 @@ class VLLMEngine(Engine):
             return []
         llm = self.llm
         prompts = [tokens_prompt(r) for r in requests]
-        params = [sampling_params(r.sampling) for r in requests]
-        started = time.perf_counter()
-        with mapped_errors("vLLM generate", EngineRequestError):
+        with map_request_errors("vLLM generate"):
+            params = [sampling_params(r.sampling) for r in requests]
+            started = time.perf_counter()
             outputs = llm.generate(prompts, params, use_tqdm=False)
         wall = time.perf_counter() - started
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
-        with mapped_errors("reading vLLM metrics"):
-            return prefix_counters(self.llm.get_metrics())
+        llm = self.llm
+        with map_request_errors("reading vLLM metrics"):
+            metrics = llm.get_metrics()
+        return prefix_counters(counter_samples(metrics))
 
     def reset_prefix_cache(self) -> bool:
-        with mapped_errors("resetting the prefix cache"):
-            return bool(self.llm.reset_prefix_cache())
+        llm = self.llm
+        with map_request_errors("resetting the prefix cache"):
+            return bool(llm.reset_prefix_cache())
 
     def close(self) -> None:
-        llm, self._llm = getattr(self, "_llm", None), None
-        if llm is None:
+        """Shut the engine down, if this adapter started it (or was told it owns it)."""
+        llm, self._llm = self._llm, None
+        if llm is None or not self._owns_llm:
             return
-        remove_kv_events_endpoint(self.kv_events_endpoint)
-        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        shutdown = getattr(core, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        remove_kv_events_endpoint(self._private_endpoint)
+        llm.llm_engine.engine_core.shutdown()
+
+
+def _published_endpoint(config: Any) -> str | None:
+    # Only an ipc:// endpoint can be subscribed to as it is configured; a tcp://*:port one is a
+    # bind address that names no host to connect to.
+    events = config.kv_events_config
+    if events is None or not events.enable_kv_cache_events or events.publisher != "zmq":
+        return None
+    endpoint = str(events.endpoint)
+    return endpoint if endpoint.startswith("ipc://") else None

@@ -20,18 +20,21 @@ from typing import Any, ClassVar, TypeVar, Unpack
 
 from engine_adapter._vllm_common import (
     VLLMOptions,
+    counter_samples,
     import_vllm,
-    prefix_counters,
+    map_request_errors,
     remove_kv_events_endpoint,
     sampling_params,
+    start_errors,
     to_result,
     tokens_prompt,
 )
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
-from engine_adapter.base import Engine, mapped_errors
-from engine_adapter.errors import EngineClosedError, EngineRequestError, EngineStartError
+from engine_adapter._wire import prefix_counters
+from engine_adapter.base import Engine, map_exceptions
+from engine_adapter.errors import EngineClosedError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["AsyncVLLMEngine"]
@@ -55,7 +58,7 @@ class AsyncVLLMEngine(Engine):
         )
         self._thread.start()
         started = time.perf_counter()
-        with mapped_errors(f"starting vLLM AsyncLLM on {kwargs['model']}", EngineStartError):
+        with map_exceptions(start_errors(), f"starting vLLM AsyncLLM on {kwargs['model']}"):
             self._engine: Any = self._run(_start(kwargs))
         self.start_seconds = time.perf_counter() - started
         cache_config = self._engine.vllm_config.cache_config
@@ -88,22 +91,23 @@ class AsyncVLLMEngine(Engine):
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
-        with mapped_errors("vLLM AsyncLLM generate", EngineRequestError):
+        with map_request_errors("vLLM AsyncLLM generate"):
             return self._run(self._many(requests))
 
     async def agenerate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
         """Await results from any event loop; concurrent callers are batched together."""
-        with mapped_errors("vLLM AsyncLLM generate", EngineRequestError):
+        with map_request_errors("vLLM AsyncLLM generate"):
             return await asyncio.wrap_future(self._submit(self._many(requests)))
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         from vllm.v1.metrics.reader import get_metrics_snapshot
 
-        with mapped_errors("reading vLLM metrics"):
-            return prefix_counters(get_metrics_snapshot())
+        with map_request_errors("reading vLLM metrics"):
+            metrics = get_metrics_snapshot()
+        return prefix_counters(counter_samples(metrics))
 
     def reset_prefix_cache(self) -> bool:
-        with mapped_errors("resetting the prefix cache"):
+        with map_request_errors("resetting the prefix cache"):
             result = self._run(self._engine.reset_prefix_cache())
         return result is None or bool(result)
 

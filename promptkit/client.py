@@ -99,7 +99,7 @@ class Client:
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
         self._counters_baseline = engine.prefix_cache_counters()
-        endpoint = getattr(engine, "kv_events_endpoint", None)
+        endpoint = engine.kv_events_endpoint
         self._kv_events: KVEventSubscriber | None = None
         if endpoint and follow_kv_events is not False:
             self._kv_events = KVEventSubscriber(endpoint)
@@ -208,7 +208,9 @@ class Client:
         request_salts = list(salts) if salts is not None else [cache_salt] * len(prompts)
         request_labels = list(labels) if labels is not None else [None] * len(prompts)
         rows = zip(prompts, request_salts, request_labels, strict=True)
-        return [expect(self.mirror, p, sampling=settings, salt=s, label=lb) for p, s, lb in rows]
+        pending = [expect(self.mirror, p, sampling=settings, salt=s, label=lb) for p, s, lb in rows]
+        self.engine.check_requests([p.request for p in pending])  # before anything is sent
+        return pending
 
     def _finish(
         self, pending: Sequence[Pending], results: Sequence[EngineResult]

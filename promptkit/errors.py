@@ -1,9 +1,12 @@
 """The promptkit exception tree.
 
 Every error the SDK raises on bad input is one of these, and each says *where* (template, line,
-variable) and *what to do next*::
+variable) and *what to do next*. ``except PromptkitError`` catches them all, engine errors
+included::
 
-    PromptkitError
+    PromptkitError                    the one root (defined in engine_adapter.errors)
+    ├── EngineError                   engine failures: EngineStartError, EngineRequestError ...
+    │                                 (the branch is drawn in engine_adapter.errors)
     ├── TemplateError                 a template cannot be loaded, parsed or rendered
     │   ├── TemplateSyntaxError       bad segment/vars tags or Jinja syntax
     │   ├── StabilityError            a volatile variable reaches a more stable segment,
@@ -17,14 +20,29 @@ variable) and *what to do next*::
     └── ConfigError                   bad configuration (pyproject, CLI flags, environment)
         └── LintConfigError           bad [tool.promptkit] lint settings, samples or promptkit.lock
 
-Engine failures live in :mod:`engine_adapter.errors` and are re-exported here for convenience.
+The root is defined in :mod:`engine_adapter.errors`, because the engine adapters never import
+promptkit; this module re-exports that very class, and :class:`EngineError` with it.
 """
 
 from __future__ import annotations
 
+from engine_adapter.errors import EngineError, PromptkitError
 
-class PromptkitError(Exception):
-    """Base class of every error promptkit raises on purpose."""
+__all__ = [
+    "BoundaryError",
+    "ConfigError",
+    "ConversationError",
+    "EngineError",
+    "LintConfigError",
+    "ModelError",
+    "PromptkitError",
+    "SerializationError",
+    "StabilityError",
+    "TemplateError",
+    "TemplateSyntaxError",
+    "TokenizationError",
+    "VariableError",
+]
 
 
 class TemplateError(PromptkitError):

@@ -1,4 +1,4 @@
-"""The embedded engine, for real: prefix hits, APC on/off equality, errors."""
+"""The embedded engine, for real: prefix hits, APC on/off equality, errors, wrapping an LLM."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from engine_adapter import EngineRequest, EngineStartError, SamplingSettings
+from engine_adapter import (
+    EngineClosedError,
+    EngineRequest,
+    EngineRequestError,
+    EngineStartError,
+    SamplingSettings,
+)
 from engine_adapter.vllm import VLLMEngine
 from promptkit import Tokenizer, cacheable_tokens
 from promptkit.output_compare import compare_greedy
@@ -118,3 +124,48 @@ def test_counters_count_cached_tokens(fresh_engine: VLLMEngine, tokenizer: Token
 def test_bad_model_path_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EngineStartError, match=r"missing or has no config\.json"):
         VLLMEngine(tmp_path / "nope")
+
+
+def test_an_engine_option_vllm_rejects_is_a_start_error(model_dir: Path) -> None:
+    # vLLM refuses it while building its config, before it starts any process.
+    with pytest.raises(EngineStartError, match=r"max_model_len") as info:
+        VLLMEngine(model_dir, max_model_len=1_000_000)
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_a_prompt_longer_than_max_model_len_is_a_request_error(engine: VLLMEngine) -> None:
+    too_long = EngineRequest(prompt_token_ids=(1,) * 5000, sampling=GREEDY)
+    with pytest.raises(EngineRequestError, match=r"maximum context length is 4096") as info:
+        engine.generate([too_long])
+    assert type(info.value.__cause__).__name__ == "VLLMValidationError"
+
+
+def test_an_unknown_exception_inside_the_vllm_engine_is_not_relabelled(
+    engine: VLLMEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: mapped_errors wrapped every Exception, so a bug read "vLLM generate failed".
+    def generate(*args: object, **kwargs: object) -> object:
+        raise KeyError("a bug inside the engine call")
+
+    monkeypatch.setattr(engine.llm, "generate", generate)
+    with pytest.raises(KeyError, match="a bug inside the engine call"):
+        engine.generate([EngineRequest(prompt_token_ids=(1, 2, 3), sampling=GREEDY)])
+
+
+def test_from_llm_wraps_a_running_llm_and_leaves_it_running(
+    fresh_engine: VLLMEngine, tokenizer: Tokenizer
+) -> None:
+    prompt = _ids(tokenizer, "One engine, two adapters over the same vllm.LLM. " * 8)
+    request = EngineRequest(prompt_token_ids=prompt, sampling=GREEDY)
+    fresh_engine.generate([request])
+    wrapped = VLLMEngine.from_llm(fresh_engine.llm)
+    assert (wrapped.block_size, wrapped.prefix_caching) == (32, True)
+    assert wrapped.start_seconds is None
+    assert wrapped.kv_events_endpoint == fresh_engine.kv_events_endpoint is not None
+    with wrapped:
+        again = wrapped.generate([request])[0]  # the same cache: it hits
+        assert again.num_cached_tokens == 32 * ((len(prompt) - 1) // 32)
+        assert wrapped.prefix_cache_counters() == fresh_engine.prefix_cache_counters()
+    with pytest.raises(EngineClosedError):
+        wrapped.generate([request])
+    assert fresh_engine.generate([request])[0].num_cached_tokens  # not shut down

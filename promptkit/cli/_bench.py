@@ -17,7 +17,6 @@ from typing import Annotated
 
 import typer
 
-from engine_adapter import EngineError
 from promptkit.cli._app import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -80,7 +79,7 @@ def bench(
             report = suite.run_bench(
                 model=model, seed=seed, quick=quick, only=only, progress=err.print
             )
-    except (PromptkitError, EngineError, ValueError) as exc:
+    except (PromptkitError, ValueError) as exc:  # engine errors included
         raise fail(exc) from None
     if plot is not None:
         _bench_module("plot").plot_report(report, plot)

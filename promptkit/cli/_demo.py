@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from engine_adapter import EngineError
 from promptkit.cli._app import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -72,9 +71,9 @@ def demo(
         with quiet:
             path = resolve_model_dir(model)
             with Client.embedded(path, log_path=log, dtype=dtype) as client:
-                start = getattr(client.engine, "start_seconds", None)
+                start = client.engine.start_seconds
                 report = run_demo(client, model_name=path.name, engine_start_s=start)
-    except (PromptkitError, EngineError) as exc:
+    except PromptkitError as exc:  # engine errors included
         raise fail(exc) from None
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
