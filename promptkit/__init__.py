@@ -7,11 +7,21 @@ request, and the client checks every request's prefix hit against what was expec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from engine_adapter import (
+    CachedTokensNotReported,
     Engine,
+    EngineCapabilityError,
+    EngineClosedError,
+    EngineDeadError,
     EngineError,
+    EngineNotInstalled,
     EngineRequest,
+    EngineRequestError,
     EngineResult,
+    EngineStartError,
+    EngineWarning,
     FunctionEngine,
     SamplingSettings,
 )
@@ -25,6 +35,7 @@ from promptkit.errors import (
     BoundaryError,
     ConfigError,
     ConversationError,
+    LintConfigError,
     ModelError,
     PromptkitError,
     SerializationError,
@@ -60,16 +71,36 @@ from promptkit.templates import load_template
 from promptkit.tokenization import Tokenizer
 from promptkit.tools import canonical_tools, tool_schema
 
+if TYPE_CHECKING:
+    from engine_adapter.openai import OpenAIEngine
+    from engine_adapter.vllm import VLLMEngine
+    from engine_adapter.vllm_async import AsyncVLLMEngine
+
 __version__ = "0.1.0"
+
+# The engines users construct, re-exported lazily: importing promptkit stays cheap, and their
+# backends (vllm, openai) load only when one is used.
+_LAZY_ENGINES = frozenset({"AsyncVLLMEngine", "OpenAIEngine", "VLLMEngine"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_ENGINES:
+        import engine_adapter
+
+        return getattr(engine_adapter, name)
+    raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
+
 
 __all__ = [
     "AgentRun",
     "AgentStep",
+    "AsyncVLLMEngine",
     "BM25Index",
     "BlockAccounting",
     "Boundary",
     "BoundaryError",
     "BuiltPrompt",
+    "CachedTokensNotReported",
     "ChatSource",
     "ChatTemplate",
     "Chunk",
@@ -79,13 +110,22 @@ __all__ = [
     "ConversationError",
     "ConversationWarning",
     "Engine",
+    "EngineCapabilityError",
+    "EngineClosedError",
+    "EngineDeadError",
     "EngineError",
+    "EngineNotInstalled",
     "EngineRequest",
+    "EngineRequestError",
     "EngineResult",
+    "EngineStartError",
+    "EngineWarning",
     "FunctionEngine",
     "Generation",
+    "LintConfigError",
     "MissExplanation",
     "ModelError",
+    "OpenAIEngine",
     "PrefixCacheMirror",
     "PromptBuilder",
     "PromptSource",
@@ -104,6 +144,7 @@ __all__ = [
     "TokenizationError",
     "Tokenizer",
     "ToolCall",
+    "VLLMEngine",
     "VariableError",
     "VariableSpec",
     "Verdict",

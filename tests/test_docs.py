@@ -192,3 +192,28 @@ def test_documented_block_size_default_is_the_codes() -> None:
     ]
     assert {page for page, _ in found} == {"docs/lint.md", "docs/cli.md"}
     assert [n for _, n in found] == [DEFAULT_BLOCK_SIZE] * len(found), found
+
+
+def test_exceptions_page_draws_every_error_and_warning_class() -> None:
+    import engine_adapter.errors
+    import promptkit.errors
+    from promptkit import ConversationWarning
+
+    page = (ROOT / "docs" / "exceptions.md").read_text(encoding="utf-8")
+    classes = [ConversationWarning]
+    for module in (engine_adapter.errors, promptkit.errors):
+        classes += [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and value.__module__ == module.__name__
+            and issubclass(value, Exception | Warning)
+        ]
+    for cls in classes:
+        drawn = re.search(rf"^[│├└─ ]*{cls.__name__} ", page, flags=re.MULTILINE)
+        assert drawn, f"docs/exceptions.md does not draw {cls.__name__}"
+        for base in cls.__bases__:
+            if base.__name__ not in ("Exception", "UserWarning"):
+                assert base.__name__ in page, base
+    for block in re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL):
+        exec(compile(block, "docs/exceptions.md", "exec"), {})  # the page's snippet runs

@@ -16,7 +16,22 @@ def test_promptkit_exports_every_public_name_it_imports() -> None:
         for n, v in vars(promptkit).items()
         if not n.startswith("_") and not isinstance(v, type(promptkit))
     }
-    assert public - {"annotations"} == set(promptkit.__all__)
+    lazy = {"AsyncVLLMEngine", "OpenAIEngine", "VLLMEngine"}  # module __getattr__, see __init__
+    assert public - {"annotations", "TYPE_CHECKING", "Any"} | lazy == set(promptkit.__all__)
+
+
+def test_promptkit_exports_the_engines_and_every_error_class() -> None:
+    import engine_adapter.errors
+    import promptkit.errors
+
+    for module in (engine_adapter.errors, promptkit.errors):
+        for name, value in vars(module).items():
+            ours = isinstance(value, type) and value.__module__ == module.__name__
+            if ours and issubclass(value, Exception | Warning) and not name.startswith("_"):
+                assert name in promptkit.__all__, name
+    from engine_adapter.vllm import VLLMEngine
+
+    assert promptkit.VLLMEngine is VLLMEngine
 
 
 def test_engine_adapter_all_is_sorted_and_importable() -> None:
