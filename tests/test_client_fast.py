@@ -17,33 +17,9 @@ import pytest
 from engine_adapter import EngineRequest, EngineResult, FunctionEngine
 from promptkit import Client, PromptTemplate, Tokenizer, Verdict, read_records
 from tests.prefix_cache_fake import SimulatedPrefixCache
+from tests.sample_templates import DATED, DOCUMENT, QA
 
-QA = """{% vars document=session, question=request %}
-{% segment system static %}
-You answer questions about the document below in one short sentence.
-Quote the document where you can, never guess, and say "not in the document" when it is not.
-{% endsegment %}
-{% segment doc session %}
-{{ document }}
-{% endsegment %}
-{% segment q request %}
-Question: {{ question }}
-Answer:{% endsegment %}
-"""
-DOCUMENT = "The museum opens at nine and closes at five. Tickets cost twelve euros. " * 12
 OTHER_DOCUMENT = "The library lends books for three weeks and charges no fees at all. " * 12
-
-DATED = """{% vars today=static, question=request %}
-{% segment system static %}
-You are a helpful assistant for the city museum.
-Answer visitors' questions politely and briefly, and mention opening hours when relevant.
-Today's date is {{ today }}.
-Opening hours are nine to five, every day except Monday, and tickets cost twelve euros.
-{% endsegment %}
-{% segment q request %}
-Visitor: {{ question }}
-Assistant:{% endsegment %}
-"""
 
 
 @pytest.fixture()
