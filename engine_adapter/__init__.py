@@ -25,8 +25,10 @@ from engine_adapter.errors import (
 )
 from engine_adapter.fake import FunctionEngine
 from engine_adapter.models import (
+    EngineDelta,
     EngineRequest,
     EngineResult,
+    OutputConstraint,
     PrefixCacheCounters,
     SamplingSettings,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "EngineCapabilityError",
     "EngineClosedError",
     "EngineDeadError",
+    "EngineDelta",
     "EngineError",
     "EngineNotInstalled",
     "EngineRequest",
@@ -53,6 +56,7 @@ __all__ = [
     "ErrorMapping",
     "FunctionEngine",
     "OpenAIEngine",
+    "OutputConstraint",
     "PrefixCacheCounters",
     "PromptkitError",
     "SamplingSettings",

@@ -23,7 +23,7 @@ from engine_adapter.errors import (
     EngineRequestError,
     EngineStartError,
 )
-from engine_adapter.models import EngineRequest, EngineResult, SamplingSettings
+from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, SamplingSettings
 
 
 def import_vllm() -> Any:
@@ -131,7 +131,12 @@ def sampling_params(settings: SamplingSettings) -> Any:
     """``vllm.SamplingParams`` of ``settings``; it validates them (``VLLMValidationError``)."""
     from vllm import SamplingParams
 
-    return SamplingParams(**sampling_fields(settings))
+    fields = sampling_fields(settings)
+    if "structured_outputs" in fields:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        fields["structured_outputs"] = StructuredOutputsParams(**fields["structured_outputs"])
+    return SamplingParams(**fields)
 
 
 def tokens_prompt(request: EngineRequest) -> dict[str, Any]:
@@ -159,6 +164,24 @@ def to_result(request: EngineRequest, output: Any, wall: float) -> EngineResult:
         timing_source="engine" if engine_timed else "measured",
         logprobs=_candidates(completion.logprobs),
     )
+
+
+class DeltaTracker:
+    """Turns vLLM's cumulative outputs of one request into :class:`EngineDelta` items."""
+
+    def __init__(self) -> None:
+        self._ids = 0
+        self._chars = 0
+
+    def delta(self, output: Any) -> EngineDelta | None:
+        """What ``output`` adds to the previous one, or ``None`` when it adds nothing."""
+        completion = output.outputs[0]
+        ids, text = tuple(completion.token_ids), completion.text
+        if len(ids) == self._ids and len(text) == self._chars:
+            return None
+        delta = EngineDelta(text=text[self._chars :], token_ids=ids[self._ids :])
+        self._ids, self._chars = len(ids), len(text)
+        return delta
 
 
 def _candidates(logprobs: Any) -> tuple[dict[int, float], ...] | None:

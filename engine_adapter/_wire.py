@@ -8,11 +8,12 @@ the two backends cannot sample differently.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from engine_adapter.models import PrefixCacheCounters, SamplingSettings
+from engine_adapter.models import OutputConstraint, PrefixCacheCounters, SamplingSettings
 
 __all__ = [
     "CACHE_CONFIG_METRIC",
@@ -22,6 +23,7 @@ __all__ = [
     "parse_prometheus",
     "prefix_counters",
     "sampling_fields",
+    "structured_outputs",
 ]
 
 QUERIES_METRIC = "vllm:prefix_cache_queries"
@@ -46,8 +48,31 @@ def sampling_fields(settings: SamplingSettings) -> dict[str, Any]:
         "stop": list(settings.stop) or None,
         "stop_token_ids": list(settings.stop_token_ids) or None,
         "logprobs": settings.logprobs,
+        "structured_outputs": (
+            structured_outputs(settings.constraint) if settings.constraint is not None else None
+        ),
     }
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def structured_outputs(constraint: OutputConstraint) -> dict[str, Any]:
+    """``constraint`` as vLLM's ``StructuredOutputsParams`` fields (xgrammar compiles them).
+
+    Whitespace inside the JSON is limited: a small model left free fills the JSON with newlines
+    until ``max_tokens`` runs out. A bare schema is plain ``json`` with no whitespace at all;
+    literal text around it needs a structural tag (a sequence: text, JSON, text).
+    """
+    schema = json.loads(constraint.json_schema)
+    if not constraint.prefix and not constraint.suffix:
+        return {"json": schema, "disable_any_whitespace": True}
+    elements: list[dict[str, Any]] = []
+    if constraint.prefix:
+        elements.append({"type": "const_string", "value": constraint.prefix})
+    elements.append({"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": 1})
+    if constraint.suffix:
+        elements.append({"type": "const_string", "value": constraint.suffix})
+    tag = {"type": "structural_tag", "format": {"type": "sequence", "elements": elements}}
+    return {"structural_tag": json.dumps(tag, sort_keys=True, separators=(",", ":"))}
 
 
 def prefix_counters(samples: Iterable[tuple[str, float]]) -> PrefixCacheCounters | None:

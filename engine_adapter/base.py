@@ -14,6 +14,7 @@ attribute                         default           read by the client to
 ``block_size`` (required)         --                account prompts in KV blocks
 ``supports_cache_salt``           ``False``         refuse salted requests before sending them
 ``prefix_caching``                ``None``          say whether the engine caches prefixes
+``supports_streaming``            ``False``         say whether ``stream`` yields as tokens arrive
 ``kv_events_endpoint``            ``None``          follow KV-cache events (evictions known)
 ``start_seconds``                 ``None``          report how long the engine took to start
 ``prefix_cache_counters()``       ``None``          cross-check records with engine counters
@@ -28,13 +29,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import ClassVar, Self
 
+from engine_adapter._streaming import async_from_thread
 from engine_adapter.errors import EngineCapabilityError, EngineError
-from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
+from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["Engine", "ErrorMapping", "map_exceptions"]
 
@@ -60,6 +62,9 @@ class Engine(abc.ABC):
     prefix_caching: bool | None = None
     #: A ZeroMQ endpoint publishing vLLM's KV-cache events (``BlockStored`` ...), or ``None``.
     kv_events_endpoint: str | None = None
+    #: Whether :meth:`stream` yields output as tokens are generated (``False``: one delta with
+    #: the whole answer, after it is done).
+    supports_streaming: ClassVar[bool] = False
     #: Seconds the constructor took to start the engine; ``None`` when it started none.
     start_seconds: float | None = None
 
@@ -76,6 +81,18 @@ class Engine(abc.ABC):
         """Async :meth:`generate`. The default runs it in a worker thread; engines with a
         native async path (:class:`engine_adapter.vllm_async.AsyncVLLMEngine`) override it."""
         return await asyncio.to_thread(self.generate, requests)
+
+    def stream(self, request: EngineRequest) -> Iterator[EngineDelta | EngineResult]:
+        """Yield :class:`EngineDelta` items as the answer is generated, then its
+        :class:`EngineResult` (last, exactly once). The default generates first and yields the
+        whole answer as one delta; engines with ``supports_streaming`` override it."""
+        result = self.generate([request])[0]
+        yield EngineDelta(text=result.text, token_ids=result.token_ids)
+        yield result
+
+    def astream(self, request: EngineRequest) -> AsyncIterator[EngineDelta | EngineResult]:
+        """Async :meth:`stream`. The default runs :meth:`stream` in a worker thread."""
+        return async_from_thread(lambda: self.stream(request))
 
     def check_requests(self, requests: Iterable[EngineRequest]) -> None:
         """Raise :class:`EngineCapabilityError` if a request needs a capability this engine

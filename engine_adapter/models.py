@@ -11,14 +11,31 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "EngineDelta",
     "EngineRequest",
     "EngineResult",
+    "OutputConstraint",
     "PrefixCacheCounters",
     "SamplingSettings",
     "TimingSource",
 ]
 
 TimingSource = Literal["engine", "measured"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputConstraint:
+    """Constrained decoding: the output is ``prefix``, then JSON valid against ``json_schema``,
+    then ``suffix`` (literal text, e.g. a tool-call tag around the arguments).
+
+    ``json_schema`` is the schema as canonical JSON text (hashable, and byte-stable, so the same
+    schema always compiles to the same grammar); ``'{"type": "object"}'`` is "any JSON object".
+    Engines translate it to vLLM's structured outputs (xgrammar).
+    """
+
+    json_schema: str
+    prefix: str = ""
+    suffix: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +52,8 @@ class SamplingSettings:
     #: outputs are compared with them: in bf16 on CPU two runs may pick different tokens at a
     #: near-tie, which only the candidates can tell apart from a real difference.
     logprobs: int | None = None
+    #: Constrain what may be generated (JSON schema, optionally between literal tags).
+    constraint: OutputConstraint | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +94,18 @@ class EngineResult:
     logprobs: tuple[Mapping[int, float], ...] | None = None
     #: Why ``num_cached_tokens`` is ``None`` and how to get it (e.g. the server flag to add).
     cached_unknown_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineDelta:
+    """New output of a streamed request: the text and token ids generated since the last one.
+
+    ``token_ids`` is empty when the backend does not return ids (a server without vLLM's
+    ``return_token_ids``); the final :class:`EngineResult` carries the whole answer either way.
+    """
+
+    text: str
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,7 +52,7 @@ from engine_adapter.errors import (
     EngineRequestError,
     EngineStartError,
 )
-from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
+from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -102,6 +102,7 @@ class OpenAIEngine(Engine):
 
     name: ClassVar[str] = "openai"
     supports_cache_salt: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -200,6 +201,12 @@ class OpenAIEngine(Engine):
     # -- I/O --------------------------------------------------------------------------------
 
     def _complete(self, request: EngineRequest) -> EngineResult:
+        *_, result = self.stream(request)
+        assert isinstance(result, EngineResult)
+        return result
+
+    def stream(self, request: EngineRequest) -> Iterator[EngineDelta | EngineResult]:
+        """Yield each streamed completion chunk as it arrives, then the whole result."""
         client = self.client
         settings = request.sampling
         # vLLM's completions API takes its SamplingParams fields in the body, plus extensions.
@@ -231,7 +238,10 @@ class OpenAIEngine(Engine):
                         if ttft is None:
                             ttft = time.perf_counter() - started
                         text.append(choice.text)
-                        token_ids.extend(getattr(choice, "token_ids", None) or ())
+                        ids = tuple(getattr(choice, "token_ids", None) or ())
+                        token_ids.extend(ids)
+                        if choice.text or ids:
+                            yield EngineDelta(text=choice.text, token_ids=ids)
                         if choice.logprobs is not None:
                             candidates.extend(choice.logprobs.top_logprobs or ())
                         finish_reason = choice.finish_reason or finish_reason
@@ -241,7 +251,7 @@ class OpenAIEngine(Engine):
                         if details is not None and details.cached_tokens is not None:
                             cached = int(details.cached_tokens)
             latency = time.perf_counter() - started
-        return EngineResult(
+        yield EngineResult(
             prompt_token_ids=request.prompt_token_ids,
             num_cached_tokens=cached,
             text="".join(text),

@@ -12,12 +12,14 @@ start this engine need an ``if __name__ == "__main__":`` guard: vLLM spawns work
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self, Unpack
 
 from engine_adapter._vllm_common import (
+    DeltaTracker,
     VLLMOptions,
     counter_samples,
     import_vllm,
@@ -34,7 +36,7 @@ from engine_adapter._vllm_common import (
 from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, map_exceptions
 from engine_adapter.errors import EngineClosedError, EngineStartError
-from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
+from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["VLLMEngine"]
 
@@ -51,6 +53,7 @@ class VLLMEngine(Engine):
 
     name: ClassVar[str] = "vllm"
     supports_cache_salt: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
 
     def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
         kwargs, endpoint = build_engine_kwargs(model, options)
@@ -102,6 +105,7 @@ class VLLMEngine(Engine):
         self._block_size = int(cache_config.block_size)
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
         self.kv_events_endpoint = kv_events_endpoint
+        self._stream_ids = itertools.count(1)
 
     @property
     def llm(self) -> Any:
@@ -125,6 +129,34 @@ class VLLMEngine(Engine):
             outputs = llm.generate(prompts, params, use_tqdm=False)
         wall = time.perf_counter() - started
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
+
+    def stream(self, request: EngineRequest) -> Iterator[EngineDelta | EngineResult]:
+        """Step the engine one scheduler step at a time and yield each step's new tokens.
+
+        ``LLM.generate`` returns only when every request is done; its ``LLMEngine`` can be
+        stepped by hand instead, which is what ``LLM.generate`` does inside. Like ``generate``,
+        this is not for concurrent use from several threads (use :class:`AsyncVLLMEngine`).
+        """
+        engine = self.llm.llm_engine
+        tracker = DeltaTracker()
+        request_id = f"promptkit-stream-{next(self._stream_ids)}"
+        with map_request_errors("vLLM stream"):
+            started = time.perf_counter()
+            engine.add_request(
+                request_id, tokens_prompt(request), sampling_params(request.sampling)
+            )
+            try:
+                while engine.has_unfinished_requests():
+                    for output in engine.step():
+                        delta = tracker.delta(output)
+                        if delta is not None:
+                            yield delta
+                        if output.finished:
+                            yield to_result(request, output, time.perf_counter() - started)
+                            return
+            finally:
+                if engine.has_unfinished_requests():  # the consumer stopped early
+                    engine.abort_request([request_id])
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         llm = self.llm

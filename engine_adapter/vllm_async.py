@@ -14,11 +14,13 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar, Unpack
 
+from engine_adapter._streaming import async_from_thread_loop, sync_from_thread_loop
 from engine_adapter._vllm_common import (
+    DeltaTracker,
     VLLMOptions,
     counter_samples,
     import_vllm,
@@ -35,7 +37,7 @@ from engine_adapter._vllm_common import (
 from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, map_exceptions
 from engine_adapter.errors import EngineClosedError
-from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
+from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["AsyncVLLMEngine"]
 
@@ -48,6 +50,7 @@ class AsyncVLLMEngine(Engine):
 
     name: ClassVar[str] = "vllm-async"
     supports_cache_salt: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
 
     def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
         kwargs, self.kv_events_endpoint = build_engine_kwargs(model, options)
@@ -98,6 +101,33 @@ class AsyncVLLMEngine(Engine):
         """Await results from any event loop; concurrent callers are batched together."""
         with map_request_errors("vLLM AsyncLLM generate"):
             return await asyncio.wrap_future(self._submit(self._many(requests)))
+
+    def _producer(
+        self, request: EngineRequest
+    ) -> Callable[[Callable[[EngineDelta | EngineResult], None]], Coroutine[Any, Any, None]]:
+        async def produce(put: Callable[[EngineDelta | EngineResult], None]) -> None:
+            started = time.perf_counter()
+            tracker = DeltaTracker()
+            with map_request_errors("vLLM AsyncLLM stream"):
+                async for output in self._engine.generate(
+                    tokens_prompt(request),
+                    sampling_params(request.sampling),
+                    f"promptkit-{next(_ids)}",
+                ):
+                    delta = tracker.delta(output)
+                    if delta is not None:
+                        put(delta)
+                    if output.finished:
+                        put(to_result(request, output, time.perf_counter() - started))
+
+        return produce
+
+    def stream(self, request: EngineRequest) -> Iterator[EngineDelta | EngineResult]:
+        return sync_from_thread_loop(self._producer(request), self._submit)
+
+    def astream(self, request: EngineRequest) -> AsyncIterator[EngineDelta | EngineResult]:
+        """Stream from any event loop; the request is batched with everyone else's."""
+        return async_from_thread_loop(self._producer(request), self._submit)
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         from vllm.v1.metrics.reader import get_metrics_snapshot

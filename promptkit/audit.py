@@ -276,4 +276,5 @@ def _record(
         explanation=explanation,
         text=result.text,
         label=pending.label,
+        note=prompt.note,
     )

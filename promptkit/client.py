@@ -21,13 +21,13 @@ import datetime as dt
 import itertools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from engine_adapter import Engine, EngineResult, SamplingSettings
+from engine_adapter import Engine, EngineDelta, EngineResult, SamplingSettings
 from engine_adapter.kv_events import KVEventSubscriber
 from promptkit.audit import DriftDetector, Pending, audit, expect
 from promptkit.builder import PromptBuilder
@@ -194,6 +194,36 @@ class Client:
         :class:`engine_adapter.AsyncVLLMEngine` so the engine batches them continuously)."""
         pending = self._prepare(prompts, sampling, cache_salt, salts, labels)
         return self._finish(pending, await self.engine.agenerate([p.request for p in pending]))
+
+    def stream(
+        self,
+        prompt: BuiltPrompt,
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        label: str | None = None,
+    ) -> Iterator[EngineDelta | Generation]:
+        """Send one prompt and yield its output as it is generated (:class:`EngineDelta` items),
+        then its :class:`Generation`, recorded like :meth:`send`'s (last, exactly once).
+
+        Tokens arrive one scheduler step at a time on engines with ``supports_streaming``;
+        others yield the whole answer as one delta."""
+        pending = self._prepare([prompt], sampling, cache_salt, None, [label])[0]
+        for item in self.engine.stream(pending.request):
+            yield self._complete(pending, item) if isinstance(item, EngineResult) else item
+
+    async def astream(
+        self,
+        prompt: BuiltPrompt,
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        label: str | None = None,
+    ) -> AsyncIterator[EngineDelta | Generation]:
+        """:meth:`stream` for async code."""
+        pending = self._prepare([prompt], sampling, cache_salt, None, [label])[0]
+        async for item in self.engine.astream(pending.request):
+            yield self._complete(pending, item) if isinstance(item, EngineResult) else item
 
     def _prepare(
         self,

@@ -162,6 +162,9 @@ class BuiltPrompt:
     #: prompt carries it so that nothing has to find it again by name: two templates may share a
     #: name (every unnamed one is "<string>"), and a conversation has no file at all.
     source: PromptSource = field(repr=False, compare=False)
+    #: How the prompt was put together from an earlier one, when that matters to a reader of
+    #: its record (e.g. a stateless history whose assistant reply the app edited).
+    note: str | None = field(default=None, compare=False)
 
     @property
     def total_tokens(self) -> int:

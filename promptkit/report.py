@@ -149,6 +149,10 @@ class RequestRecord(BaseModel):
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
+    note: str | None = Field(
+        default=None,
+        description="how the prompt continued an earlier one (stateless history), or why not",
+    )
 
 
 class JsonlSink:

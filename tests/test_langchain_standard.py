@@ -1,0 +1,50 @@
+"""LangChain's own conformance suites (``langchain-tests``) for ``ChatPromptkit``.
+
+The unit suite runs on :class:`engine_adapter.FunctionEngine`; the integration suite on the
+session's real embedded engine (so it is in the ``engine`` tier). xfails are listed, with their
+reasons, in docs/langchain.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
+
+from engine_adapter import FunctionEngine
+from promptkit import Client, Tokenizer
+from promptkit.integrations.langchain import ChatPromptkit
+
+
+class TestChatPromptkitUnit(ChatModelUnitTests):
+    @pytest.fixture(autouse=True)
+    def _client(self, tokenizer: Tokenizer) -> Iterator[None]:
+        client = Client(engine=FunctionEngine(lambda request: "Hello."), tokenizer=tokenizer)
+        self.client = client
+        yield
+        client.close()
+
+    @property
+    def chat_model_class(self) -> type[ChatPromptkit]:
+        return ChatPromptkit
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"client": self.client}
+
+
+class TestChatPromptkitIntegration(ChatModelIntegrationTests):
+    @pytest.fixture(autouse=True)
+    def _client(self, client: Client) -> None:
+        self.client = client
+
+    @property
+    def chat_model_class(self) -> type[ChatPromptkit]:
+        return ChatPromptkit
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"client": self.client}
