@@ -28,8 +28,8 @@ class OutputConstraint:
     """Constrained decoding: the output is ``prefix``, then JSON valid against ``json_schema``,
     then ``suffix`` (literal text, e.g. a tool-call tag around the arguments).
 
-    ``json_schema`` is the schema as canonical JSON text (hashable, and byte-stable, so the same
-    schema always compiles to the same grammar); ``'{"type": "object"}'`` is "any JSON object".
+    ``json_schema`` is the schema as JSON text (hashable; its property order is the order the
+    output is generated in, so it is not sorted); ``'{"type": "object"}'`` is "any JSON object".
     Engines translate it to vLLM's structured outputs (xgrammar).
     """
 

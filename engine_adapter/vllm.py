@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self, Unpack
@@ -106,6 +107,9 @@ class VLLMEngine(Engine):
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
         self.kv_events_endpoint = kv_events_endpoint
         self._stream_ids = itertools.count(1)
+        # vllm.LLM serves one caller at a time: async callers (agenerate, astream run these in
+        # worker threads) and threads wait their turn here.
+        self._calls = threading.Lock()
 
     @property
     def llm(self) -> Any:
@@ -125,8 +129,9 @@ class VLLMEngine(Engine):
         prompts = [tokens_prompt(r) for r in requests]
         with map_request_errors("vLLM generate"):
             params = [sampling_params(r.sampling) for r in requests]
-            started = time.perf_counter()
-            outputs = llm.generate(prompts, params, use_tqdm=False)
+            with self._calls:
+                started = time.perf_counter()
+                outputs = llm.generate(prompts, params, use_tqdm=False)
         wall = time.perf_counter() - started
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
 
@@ -140,7 +145,7 @@ class VLLMEngine(Engine):
         engine = self.llm.llm_engine
         tracker = DeltaTracker()
         request_id = f"promptkit-stream-{next(self._stream_ids)}"
-        with map_request_errors("vLLM stream"):
+        with self._calls, map_request_errors("vLLM stream"):
             started = time.perf_counter()
             engine.add_request(
                 request_id, tokens_prompt(request), sampling_params(request.sampling)

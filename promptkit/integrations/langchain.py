@@ -13,135 +13,121 @@
     ai.usage_metadata["input_token_details"]["cache_read"]  # tokens vLLM served from cache
     ai.response_metadata["promptkit"]["verdict"]      # HIT, PARTIAL, MISS, ...
 
-LangChain sends the whole message list on every call. When that list extends one this model has
-already answered -- the same messages, then the returned ``AIMessage`` unchanged, then new ones --
-the call continues that session's :class:`promptkit.Conversation`: the prompt is the previous
-prompt's ids, the ids the model generated, then only the new messages tokenized, so the whole
-previous turn hits. A list that extends no session starts a new one (the engine still reuses
-whatever token prefix it has cached). Sessions are kept per set of bound tools, most recent
-first, up to ``max_sessions``.
+LangChain sends the whole message list on every call. The model answers it with a
+:class:`promptkit.StatelessChat` per tool set: when the list extends one it has answered -- the
+same messages, then the returned ``AIMessage`` -- the prompt is the earlier prompt's ids, the ids
+the model generated, then only the new messages tokenized, so the whole earlier turn hits. When
+the app edited a reply, the prompt before it is still reused and the record's ``note`` says why
+the rest was tokenized anew.
 
-Drift is checked across sessions: the sessions of one model with the same tools are compared
-with each other, so they promise the same system prompt. A system message that changes from call
-to call (a clock, a request id) moves every cached prefix, and is reported as ``DRIFT`` naming the
-``system`` segment. Give each assistant persona its own ``ChatPromptkit``.
+One model is one template identity in records and metrics (``langchain``, plus a hash of the
+tools when tools are bound), however many conversations it serves. Its requests are checked for
+drift against each other: a system message that changes from call to call (a clock, a request
+id) moves every cached prefix, and is reported as ``DRIFT`` naming the ``system`` segment.
 
 An ``AIMessage`` keeps the model's raw text as its content (tool-call markup included), because
 that text is what the next prompt must repeat for the prefix to stay put. Tool schemas go through
 :func:`promptkit.canonical_tools`, so binding tools in another order does not move the prefix.
+Forced tool calls (``tool_choice``) and :meth:`ChatPromptkit.with_structured_output` use
+constrained decoding; the prompt stays the same.
 
-Engine calls are serialized by a lock: ``batch`` runs its inputs one after another. For one
-engine batch over many prompts, use :meth:`promptkit.Client.fan_out`.
+``invoke``/``stream``/``batch`` on a sync engine run one at a time; ``ainvoke``/``astream``/
+``abatch`` on :class:`engine_adapter.AsyncVLLMEngine` run concurrently in one engine batch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 try:
-    from langchain_core.callbacks import CallbackManagerForLLMRun
-    from langchain_core.language_models import BaseChatModel, LanguageModelInput
-    from langchain_core.messages import (
-        AIMessage,
-        BaseMessage,
-        ChatMessage,
-        HumanMessage,
-        SystemMessage,
-        ToolMessage,
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForLLMRun,
+        CallbackManagerForLLMRun,
     )
+    from langchain_core.language_models import BaseChatModel, LanguageModelInput
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
     from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
-    from langchain_core.messages.tool import tool_call
-    from langchain_core.outputs import ChatGeneration, ChatResult
-    from langchain_core.runnables import Runnable
+    from langchain_core.messages.tool import tool_call, tool_call_chunk
+    from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+    from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
     from langchain_core.tools import BaseTool
-    from langchain_core.utils.function_calling import convert_to_openai_tool
+    from langchain_core.utils.function_calling import (
+        convert_to_json_schema,
+        convert_to_openai_tool,
+    )
+    from langchain_core.utils.pydantic import is_basemodel_subclass
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "promptkit.integrations.langchain needs langchain-core: "
         "pip install 'promptkit-vllm[langchain]'"
     ) from exc
 
-from engine_adapter import SamplingSettings
+from engine_adapter import EngineDelta, OutputConstraint, SamplingSettings
+from promptkit._constraints import json_constraint, tool_call_constraint
+from promptkit._history import StatelessChat
 from promptkit.agent import parse_tool_calls
 from promptkit.canonical import canonical_json
 from promptkit.client import Client, Generation
-from promptkit.conversation import Conversation
+from promptkit.integrations._langchain_messages import to_chat_messages
 from promptkit.tools import canonical_tools
 
 __all__ = ["ChatPromptkit", "to_chat_messages"]
 
 _SAMPLING_KWARGS = ("max_tokens", "temperature", "top_p", "seed")
+#: Keyword arguments LangChain itself passes along (tracing) and that change nothing here.
+_IGNORED_KWARGS = ("ls_structured_output_format",)
+#: How many tool sets one model keeps a chat (and its index) for.
+_MAX_TOOL_SETS = 32
 
 
-def _text(content: str | list[str | dict[Any, Any]]) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        else:
-            raise ValueError(
-                f"ChatPromptkit sends text only, got a {block.get('type')!r} content block"
-            )
-    return "".join(parts)
+def _untitled(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untitled(v) for k, v in value.items() if k != "title"}
+    if isinstance(value, list):
+        return [_untitled(v) for v in value]
+    return value
 
 
-def _assistant_text(message: AIMessage) -> str:
-    text = _text(message.content)
-    if text or not message.tool_calls:
-        return text
-    # An AIMessage built elsewhere with tool calls and no text: show the calls the way the
-    # default model (SmolLM2) writes them, "name" first, so it sees its own format in the
-    # history; the arguments are canonical, so the same calls always render the same.
-    calls = ", ".join(
-        f'{{"name": {canonical_json(c["name"])}, "arguments": {canonical_json(c["args"])}}}'
-        for c in message.tool_calls
+def _distinct(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One tool given twice (a pydantic model and its JSON schema, which adds titles) is
+    one tool, the first given; two different tools with one name still fail in
+    :func:`promptkit.canonical_tools`."""
+    kept: dict[str, dict[str, Any]] = {}
+    distinct = []
+    for tool in tools:
+        name = tool["function"]["name"]
+        if name in kept and _untitled(kept[name]) == _untitled(tool):
+            continue
+        kept.setdefault(name, tool)
+        distinct.append(tool)
+    return distinct
+
+
+def _tool_choice(choice: Any, tools: Sequence[Mapping[str, Any]]) -> str | None:
+    """LangChain's ``tool_choice`` spellings as ``None`` (the model decides), ``"any"`` or a
+    tool name."""
+    if choice in (None, "auto", "none", False):
+        return None
+    if choice in ("any", "required", True):
+        return "any"
+    if isinstance(choice, dict):
+        choice = (choice.get("function") or {}).get("name") or choice.get("name")
+    if isinstance(choice, str):
+        tool_call_constraint(tools, choice)  # an unknown name fails here, at bind time
+        return choice
+    raise ValueError(
+        f"ChatPromptkit cannot read tool_choice={choice!r}: pass 'auto', 'any', 'required', "
+        "a tool name or {'type': 'function', 'function': {'name': ...}}"
     )
-    return f"<tool_call>[{calls}]</tool_call>"
-
-
-def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as chat-template messages: system, user, assistant and tool roles."""
-    chat = []
-    for message in messages:
-        if isinstance(message, SystemMessage):
-            role, content = "system", _text(message.content)
-        elif isinstance(message, HumanMessage):
-            role, content = "user", _text(message.content)
-        elif isinstance(message, AIMessage):
-            role, content = "assistant", _assistant_text(message)
-        elif isinstance(message, ToolMessage):
-            role, content = "tool", _text(message.content)
-        elif isinstance(message, ChatMessage):
-            role, content = message.role, _text(message.content)
-        else:
-            raise ValueError(
-                f"ChatPromptkit cannot send a {type(message).__name__}; use System, Human, AI, "
-                "Tool or Chat messages"
-            )
-        chat.append({"role": role, "content": content})
-    return chat
-
-
-@dataclass
-class _Session:
-    """One conversation, and the chat messages LangChain has sent and received in it."""
-
-    tools_key: str
-    history: list[dict[str, str]]
-    conversation: Conversation
 
 
 class ChatPromptkit(BaseChatModel):
@@ -151,10 +137,10 @@ class ChatPromptkit(BaseChatModel):
         client: the promptkit client (engine, tokenizer, records); the caller closes it.
         max_tokens, temperature, top_p, seed: sampling defaults (greedy); per call too, e.g.
             ``model.invoke(messages, max_tokens=32)``.
-        max_prompt_tokens: compact a session's history past this many prompt tokens (see
-            :class:`promptkit.Conversation`).
         cache_salt: prefix-cache isolation for every request of this model.
-        max_sessions: conversations kept for continuation.
+        max_turns: earlier requests remembered per tool set, for continuation (LRU).
+        name: the template name in records and metrics (default ``"langchain"``); requests with
+            tools bound add a short hash of the tools.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -164,14 +150,13 @@ class ChatPromptkit(BaseChatModel):
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
-    max_prompt_tokens: int | None = None
+    stop: list[str] | None = None
     cache_salt: str | None = None
-    max_sessions: int = Field(default=16, ge=1)
+    max_turns: int = Field(default=1024, ge=1)
 
-    _sessions: list[_Session] = PrivateAttr(default_factory=list)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _names: Iterator[int] = PrivateAttr(default_factory=lambda: itertools.count(1))
-    _drift_key: str = PrivateAttr(default_factory=lambda: f"langchain-{uuid.uuid4().hex}")
+    _chats: OrderedDict[str, StatelessChat] = PrivateAttr(default_factory=OrderedDict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # sync engine calls
+    _chats_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def _llm_type(self) -> str:
@@ -192,61 +177,112 @@ class ChatPromptkit(BaseChatModel):
             "cache_salt": self.cache_salt,
         }
 
+    # -- binding ----------------------------------------------------------------------------
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
-        tool_choice: str | None = None,
+        tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools (LangChain tools, functions, pydantic models or OpenAI-style dicts).
 
-        The model decides whether to call a tool: ``tool_choice`` may only be ``None`` or
-        ``"auto"`` (nothing constrains decoding here).
+        ``tool_choice``: ``None``/``"auto"`` lets the model decide; ``"any"``/``"required"``
+        or a tool's name forces one call, through constrained decoding (vLLM structured
+        outputs), so even a small model writes a valid call. The prompt is the same either way.
         """
-        if tool_choice not in (None, "auto"):
-            raise ValueError(
-                f"ChatPromptkit cannot force tool_choice={tool_choice!r}; pass None or 'auto' "
-                "and say in the system prompt when to call which tool"
-            )
-        schemas = canonical_tools([convert_to_openai_tool(tool) for tool in tools])
+        schemas = canonical_tools(_distinct([convert_to_openai_tool(t) for t in tools]))
+        choice = _tool_choice(tool_choice, schemas)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
         return self.bind(tools=schemas, **kwargs)
 
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers parsed into ``schema`` (a pydantic model, TypedDict or JSON schema).
+
+        ``json_schema`` (default) constrains decoding to JSON valid against the schema;
+        ``json_mode`` to any JSON object (say in the prompt what to put in it);
+        ``function_calling`` forces a call of a tool named after the schema.
+        """
+        if method == "function_calling":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        if method not in ("json_schema", "json_mode"):
+            raise ValueError(
+                f"ChatPromptkit has no structured-output method {method!r}: use 'json_schema', "
+                "'function_calling' or 'json_mode'"
+            )
+        pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        json_schema = convert_to_json_schema(schema) if method == "json_schema" else None
+        constraint = json_constraint(json_schema)
+        llm = self.bind(
+            constraint=constraint,
+            ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            if pydantic
+            else JsonOutputParser()
+        )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
+
+    # -- requests ---------------------------------------------------------------------------
+
     def _sampling(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> SamplingSettings:
-        unknown = sorted(k for k in kwargs if k not in _SAMPLING_KWARGS and k != "tools")
+        known = (*_SAMPLING_KWARGS, *_IGNORED_KWARGS, "tools", "tool_choice", "constraint")
+        unknown = sorted(k for k in kwargs if k not in (*known, "model"))
         if unknown:
             raise TypeError(
                 f"ChatPromptkit got unsupported arguments {unknown}; it takes "
-                f"{', '.join(_SAMPLING_KWARGS)}, stop and tools (via bind_tools)"
+                f"{', '.join(_SAMPLING_KWARGS)}, stop, model and tools (via bind_tools)"
             )
+        model = kwargs.get("model")
+        if model is not None and model not in (self.model_name, self.client.tokenizer.name):
+            raise ValueError(
+                f"ChatPromptkit runs {self.model_name!r} (its client's model) and cannot switch "
+                f"to model={model!r}: build a ChatPromptkit on a client for that model"
+            )
+        constraint: OutputConstraint | None = kwargs.get("constraint")
+        if kwargs.get("tool_choice") is not None:
+            constraint = tool_call_constraint(kwargs["tools"], kwargs["tool_choice"])
         values = {name: kwargs.get(name, getattr(self, name)) for name in _SAMPLING_KWARGS}
-        return SamplingSettings(**values, stop=tuple(stop or ()))
+        stops = stop if stop is not None else self.stop
+        return SamplingSettings(**values, stop=tuple(stops or ()), constraint=constraint)
 
-    def _session(self, chat: list[dict[str, str]], tools: list[Any] | None) -> _Session:
-        """The session with the longest history that ``chat`` extends, else a new one."""
+    def _chat(self, tools: Sequence[Mapping[str, Any]] | None) -> StatelessChat:
+        """The chat of this tool set: one template identity, however many conversations."""
         key = canonical_json(tools) if tools else ""
-        extended = [
-            s
-            for s in reversed(self._sessions)
-            if s.tools_key == key and chat[: len(s.history)] == s.history
-        ]
-        if extended:
-            session = max(extended, key=lambda s: len(s.history))
-            self._sessions.remove(session)
-        else:
-            system = chat[0]["content"] if chat and chat[0]["role"] == "system" else None
-            conversation = Conversation(
-                self.client,
-                system=system,
-                tools=tools,
-                max_prompt_tokens=self.max_prompt_tokens,
-                cache_salt=self.cache_salt,
-                name=f"langchain-{next(self._names)}",
-                drift_key=f"{self._drift_key}-{hashlib.blake2b(key.encode()).hexdigest()[:16]}",
-            )
-            session = _Session(key, chat[:1] if system is not None else [], conversation)
-        self._sessions = [*self._sessions, session][-self.max_sessions :]
-        return session
+        with self._chats_lock:
+            chat = self._chats.get(key)
+            if chat is None:
+                name = self.name or "langchain"
+                if key:
+                    name += "-" + hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+                chat = StatelessChat(
+                    self.client,
+                    name=name,
+                    tools=tools,
+                    cache_salt=self.cache_salt,
+                    max_turns=self.max_turns,
+                )
+                self._chats[key] = chat
+            self._chats.move_to_end(key)
+            while len(self._chats) > _MAX_TOOL_SETS:
+                self._chats.popitem(last=False)
+        return chat
 
     def _generate(
         self,
@@ -257,18 +293,75 @@ class ChatPromptkit(BaseChatModel):
     ) -> ChatResult:
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
-        with self._lock:
-            session = self._session(chat, kwargs.get("tools"))
-            try:
-                for message in chat[len(session.history) :]:
-                    session.conversation.add(message["role"], message["content"])
-                generation = session.conversation.say(sampling=sampling)
-            except BaseException:
-                # The conversation may hold messages its history does not: never continue it.
-                self._sessions.remove(session)
-                raise
-            session.history = [*chat, {"role": "assistant", "content": generation.text}]
+        with self._lock:  # a sync engine serves one caller at a time
+            generation = self._chat(kwargs.get("tools")).reply(chat, sampling=sampling)
         return ChatResult(generations=[ChatGeneration(message=self._message(generation))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # No lock: concurrent callers are batched by the engine (AsyncVLLMEngine); engines
+        # without a native async path serialize their own calls.
+        sampling = self._sampling(stop, kwargs)
+        chat = to_chat_messages(messages)
+        generation = await self._chat(kwargs.get("tools")).areply(chat, sampling=sampling)
+        return ChatResult(generations=[ChatGeneration(message=self._message(generation))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        sampling = self._sampling(stop, kwargs)
+        chat = to_chat_messages(messages)
+        with self._lock:
+            for item in self._chat(kwargs.get("tools")).stream(chat, sampling=sampling):
+                chunk = self._chunk(item)
+                if run_manager is not None and isinstance(item, EngineDelta):
+                    run_manager.on_llm_new_token(item.text, chunk=chunk)
+                yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        sampling = self._sampling(stop, kwargs)
+        chat = to_chat_messages(messages)
+        async for item in self._chat(kwargs.get("tools")).astream(chat, sampling=sampling):
+            chunk = self._chunk(item)
+            if run_manager is not None and isinstance(item, EngineDelta):
+                await run_manager.on_llm_new_token(item.text, chunk=chunk)
+            yield chunk
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def _chunk(self, item: EngineDelta | Generation) -> ChatGenerationChunk:
+        """A delta as a text chunk; the finished generation as the last chunk, with the usage,
+        the metadata and the parsed tool calls (its text came in the deltas already)."""
+        if isinstance(item, EngineDelta):
+            return ChatGenerationChunk(message=AIMessageChunk(content=item.text))
+        whole = self._message(item)
+        calls = [
+            tool_call_chunk(name=c["name"], args=canonical_json(c["args"]), id=c["id"], index=i)
+            for i, c in enumerate(whole.tool_calls)
+        ]
+        last = AIMessageChunk(
+            content="",
+            tool_call_chunks=calls,
+            usage_metadata=whole.usage_metadata,
+            response_metadata=whole.response_metadata,
+            chunk_position="last",
+        )
+        return ChatGenerationChunk(message=last)
 
     def _message(self, generation: Generation) -> AIMessage:
         record = generation.record
@@ -298,7 +391,8 @@ class ChatPromptkit(BaseChatModel):
                     "cached_tokens": record.cached_tokens,
                     "expected_cached_tokens": record.expected_cached_tokens,
                     "cacheable_tokens": record.cacheable_tokens,
-                    "conversation": record.label,
+                    "template": record.template,
+                    "note": record.note,
                 },
             },
         )
