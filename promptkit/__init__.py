@@ -15,6 +15,7 @@ from engine_adapter import (
     EngineCapabilityError,
     EngineClosedError,
     EngineDeadError,
+    EngineDelta,
     EngineError,
     EngineNotInstalled,
     EngineRequest,
@@ -23,8 +24,10 @@ from engine_adapter import (
     EngineStartError,
     EngineWarning,
     FunctionEngine,
+    OutputConstraint,
     SamplingSettings,
 )
+from promptkit._history import StatelessChat
 from promptkit.agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
 from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json, normalize_text, to_canonical
@@ -113,6 +116,7 @@ __all__ = [
     "EngineCapabilityError",
     "EngineClosedError",
     "EngineDeadError",
+    "EngineDelta",
     "EngineError",
     "EngineNotInstalled",
     "EngineRequest",
@@ -126,6 +130,7 @@ __all__ = [
     "MissExplanation",
     "ModelError",
     "OpenAIEngine",
+    "OutputConstraint",
     "PrefixCacheMirror",
     "PromptBuilder",
     "PromptSource",
@@ -139,6 +144,7 @@ __all__ = [
     "SerializationError",
     "Stability",
     "StabilityError",
+    "StatelessChat",
     "TemplateError",
     "TemplateSyntaxError",
     "TokenizationError",

@@ -21,6 +21,7 @@ used dropped first; a dropped entry costs hits, never correctness.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -77,6 +78,8 @@ class StatelessChat:
         self._chat = chat_template or client.builder.chat_template
         self._seed = canonical_json({"name": name, "tools": self._tools, "salt": cache_salt})
         self._turns: OrderedDict[str, Generation] = OrderedDict()
+        # Drift is compared within this chat only: another chat promises nothing to this one.
+        self._drift_key = f"{name}-{uuid.uuid4().hex}"
 
     def __len__(self) -> int:
         return len(self._turns)
@@ -112,7 +115,7 @@ class StatelessChat:
         prompt = self.client.builder.build_chat(
             chat,
             name=self.name,
-            key=self._seed,
+            key=self._drift_key,
             history=replies[-1] + 1 if replies else head,
             tools=self._tools,
             chat_template=self._chat,
