@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 __all__ = ["BM25Index", "Chunk", "assemble_context"]
 
@@ -25,17 +25,27 @@ _WORD = re.compile(r"\w+")
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A retrieved piece of a document. ``(doc_id, position)`` is its stable identity."""
+    """A retrieved piece of a document. ``(doc_id, position)`` is its stable identity;
+    ``metadata`` (source URL, date, ...) goes to the template as is, for citations."""
 
     doc_id: str
     position: int
     title: str
     text: str
     score: float = 0.0
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
-    def as_variables(self) -> dict[str, str]:
-        """What the shipped ``rag_answer`` template reads (no score: it must not be rendered)."""
-        return {"title": self.title, "text": self.text}
+    def as_variables(self) -> dict[str, Any]:
+        """What a template may read: the document id (``[kb-03]``-style citations), position,
+        title, text and metadata. Never the score: it changes per query, and must not be
+        rendered."""
+        return {
+            "doc_id": self.doc_id,
+            "position": self.position,
+            "title": self.title,
+            "text": self.text,
+            "metadata": dict(self.metadata),
+        }
 
 
 def assemble_context(
@@ -43,7 +53,7 @@ def assemble_context(
     *,
     order: Literal["document", "relevance"] = "document",
     max_chunks: int | None = None,
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """De-duplicate, choose ``max_chunks`` by score, then order them stably for the prompt."""
     best: dict[tuple[str, int], Chunk] = {}
     for chunk in chunks:

@@ -206,6 +206,19 @@ def test_assemble_context_is_order_independent_and_deduplicated() -> None:
     assert [x["title"] for x in assemble_context([a, b, c], max_chunks=2)] == ["A", "C"]
 
 
+def test_assemble_context_keeps_document_ids_and_metadata_for_citations() -> None:
+    chunk = Chunk("kb-03", 2, "Refunds", "Refunds take 5 days.", 0.9, {"url": "https://kb/3"})
+    (context,) = assemble_context([chunk])
+    assert context == {
+        "doc_id": "kb-03",
+        "position": 2,
+        "title": "Refunds",
+        "text": "Refunds take 5 days.",
+        "metadata": {"url": "https://kb/3"},
+    }
+    assert "score" not in context
+
+
 # -- engine-free: FunctionEngine and the prefix-cache simulator --------------------------------
 
 REPLY_TEXT = " The bakery opens at seven, bakes sourdough at five and closes at six every day."
