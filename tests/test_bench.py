@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from typer.testing import CliRunner
-
-from promptkit import Tokenizer
-from promptkit.cli import EXIT_USAGE, app
-
-# bench/ is a folder of the checkout, not an installed package (see promptkit/cli/_bench.py).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.measure import Measured
-from bench.oracle import Sent, oracle_cached
-from bench.rows import summarize_row
-from bench.suite import run_suite
-from bench.workloads import (
+from promptkit_bench.measure import Measured
+from promptkit_bench.oracle import Sent, oracle_cached
+from promptkit_bench.rows import summarize_row
+from promptkit_bench.suite import run_suite
+from promptkit_bench.workloads import (
     ConversationWorkload,
     Question,
     QuestionWorkload,
     Step,
     build_workloads,
 )
+from typer.testing import CliRunner
+
+from promptkit import Tokenizer
+from promptkit.cli import EXIT_USAGE, app
 
 B = 4  # small blocks keep the hand computations readable
 

@@ -13,10 +13,10 @@ import pytest
 
 from engine_adapter import SamplingSettings
 from promptkit import ChatTemplate, Client, Stability, Tokenizer, Verdict, load_template
-from promptkit.agent import parse_tool_calls, run_agent
-from promptkit.conversation import Conversation, ConversationWarning
-from promptkit.rag import BM25Index, Chunk, assemble_context
-from promptkit.source import ChatSource
+from promptkit._agent import parse_tool_calls, run_agent
+from promptkit._conversation import Conversation, ConversationWarning
+from promptkit._rag import BM25Index, Chunk, assemble_context
+from promptkit._source import ChatSource
 from tests.prefix_cache_fake import SimulatedPrefixCache
 
 REPLY = SamplingSettings(max_tokens=24)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from promptkit import Client
-from promptkit.demo import run_demo
+from promptkit.cli._demo_run import run_demo
 
 pytestmark = pytest.mark.engine
 

@@ -39,9 +39,9 @@ from engine_adapter import (
 )
 from engine_adapter.openai import OpenAIEngine, _by_token_id
 from promptkit import Client, PromptTemplate, Tokenizer, Verdict
+from promptkit._output_compare import compare_greedy
 from promptkit.cli import EXIT_OK, app
-from promptkit.console import print_summary
-from promptkit.output_compare import compare_greedy
+from promptkit.cli._console import print_summary
 
 BLOCK_SIZE = 32
 SERVER_START_TIMEOUT_S = 180.0

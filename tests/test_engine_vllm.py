@@ -16,7 +16,7 @@ from engine_adapter import (
 )
 from engine_adapter.vllm import VLLMEngine
 from promptkit import Tokenizer, cacheable_tokens
-from promptkit.output_compare import compare_greedy
+from promptkit._output_compare import compare_greedy
 
 pytestmark = pytest.mark.engine
 

@@ -18,7 +18,7 @@ from promptkit import (
     read_records,
     summarize,
 )
-from promptkit.metrics import PrefixMetrics
+from promptkit.reporting.metrics import PrefixMetrics
 
 DEMO_LOG = Path(__file__).parent / "data" / "demo_log.jsonl"
 

@@ -23,9 +23,10 @@ from typer.testing import CliRunner
 
 from engine_adapter import PrefixCacheCounters
 from promptkit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, app
-from promptkit.console import print_summary
-from promptkit.plots import CACHED_COLOR, UNCACHED_COLOR, VERDICT_COLORS
-from promptkit.report import (
+from promptkit.cli._console import print_summary
+from promptkit.reporting.html import render_html
+from promptkit.reporting.plots import CACHED_COLOR, UNCACHED_COLOR, VERDICT_COLORS
+from promptkit.reporting.records import (
     MissExplanation,
     RequestRecord,
     RunSummary,
@@ -34,8 +35,7 @@ from promptkit.report import (
     read_records,
     summarize,
 )
-from promptkit.report_html import render_html
-from promptkit.report_table import summary_rows
+from promptkit.reporting.table import summary_rows
 
 DEMO_LOG = Path(__file__).parent / "data" / "demo_log.jsonl"
 DEMO_ENGINE_HITS = 7296

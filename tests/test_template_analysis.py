@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from promptkit.environment import template_environment
+from promptkit._templating.analysis import TemplateAnalysis, TemplateFinding, analyze_source
+from promptkit._templating.environment import template_environment
 from promptkit.errors import StabilityError, TemplateError, TemplateSyntaxError, VariableError
-from promptkit.template_analysis import TemplateAnalysis, TemplateFinding, analyze_source
 
 QUESTION = "{% segment q request %}{{ q }}{% endsegment %}\n"
 

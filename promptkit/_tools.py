@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, get_type_hints
 
-from promptkit.canonical import canonical_json, to_canonical
+from promptkit._canonical import canonical_json, to_canonical
 from promptkit.errors import SerializationError
 
 __all__ = ["canonical_tools", "tool_schema", "tools_into_messages"]
@@ -71,7 +71,7 @@ def canonical_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
     """Tool schemas in one canonical form: canonical JSON values, sorted by function name.
 
     Accepts dicts (OpenAI style ``{"type": "function", "function": {...}}`` or bare
-    ``{"name": ...}``) and pydantic models / typed callables via :mod:`promptkit.tools`.
+    ``{"name": ...}``) and pydantic models / typed callables via :mod:`promptkit._tools`.
     """
     schemas = [to_canonical(tool_schema(t)) for t in tools]
 

@@ -5,10 +5,10 @@ stays a single file that opens anywhere, offline. Every piece of text that comes
 (template and segment names, labels) is escaped here; callers embed the result as it is.
 
 Requests are "cached" when the engine served at least one cached token, and "uncached" when it
-reported none, the same split :func:`promptkit.report.summarize` uses for its TTFT medians. A
-request whose cached count the engine did not report is neither, and is never drawn as a zero:
-the hit-ratio plot marks it with a dashed line instead of a dot, the TTFT plot puts it in a group
-of its own, and the segment plot averages cached tokens over the known requests only.
+reported none, the same split :func:`promptkit.reporting.records.summarize` uses for its TTFT
+medians. A request whose cached count the engine did not report is neither, and is never drawn as a
+zero: the hit-ratio plot marks it with a dashed line instead of a dot, the TTFT plot puts it in a
+group of its own, and the segment plot averages cached tokens over the known requests only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from promptkit.report import RequestRecord, Verdict
+from promptkit.reporting.records import RequestRecord, Verdict
 
 __all__ = ["VERDICT_COLORS", "hit_ratio_svg", "segments_svg", "ttft_svg"]
 

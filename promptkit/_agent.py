@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine_adapter import SamplingSettings
-from promptkit.canonical import canonical_json
+from promptkit._canonical import canonical_json
 
 if TYPE_CHECKING:
-    from promptkit.client import Generation
-    from promptkit.conversation import Conversation
+    from promptkit._client import Generation
+    from promptkit._conversation import Conversation
 
 __all__ = ["AgentRun", "AgentStep", "ToolCall", "parse_tool_calls", "run_agent"]
 

@@ -8,10 +8,10 @@
     print(out.text, out.record.verdict, out.record.cached_tokens)
     print(client.summary())
 
-A request goes one way: build (:class:`~promptkit.builder.PromptBuilder`), expect
-(:func:`promptkit.audit.expect`: the mirror's view before it runs), the engine, audit
-(:func:`promptkit.audit.audit`: drift, verdict, explanation, record), then the mirror, the
-records and the log. The client holds the I/O and one :class:`~promptkit.audit.Pending` per
+A request goes one way: build (:class:`~promptkit._builder.PromptBuilder`), expect
+(:func:`promptkit._audit.expect`: the mirror's view before it runs), the engine, audit
+(:func:`promptkit._audit.audit`: drift, verdict, explanation, record), then the mirror, the
+records and the log. The client holds the I/O and one :class:`~promptkit._audit.Pending` per
 request in flight; nothing after the engine returns may lose the answer.
 """
 
@@ -28,16 +28,16 @@ from types import TracebackType
 from typing import Any, Self
 
 from engine_adapter import Engine, EngineResult, SamplingSettings
-from engine_adapter.kv_events import KVEventSubscriber
-from promptkit.audit import DriftDetector, Pending, audit, expect
-from promptkit.builder import PromptBuilder
-from promptkit.chat import DEFAULT_PINNED_DATE
-from promptkit.expectation import PrefixCacheMirror
-from promptkit.prompt import BuiltPrompt
-from promptkit.report import JsonlSink, RequestRecord, RunSummary, summarize
-from promptkit.template import PromptTemplate
-from promptkit.templates import load_template
-from promptkit.tokenization import Tokenizer
+from engine_adapter._kv_events import KVEventSubscriber
+from promptkit._audit import DriftDetector, Pending, audit, expect
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._chat_template import DEFAULT_PINNED_DATE
+from promptkit._expectation import PrefixCacheMirror
+from promptkit._templating.finder import load_template
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import Tokenizer
+from promptkit.reporting.records import JsonlSink, RequestRecord, RunSummary, summarize
 
 __all__ = ["Client", "Generation"]
 
@@ -119,7 +119,7 @@ class Client:
         other keyword arguments go to :class:`engine_adapter.VLLMEngine`.
         """
         from engine_adapter.vllm import VLLMEngine
-        from promptkit.model_store import resolve_model_dir
+        from promptkit._model_store import resolve_model_dir
 
         path = resolve_model_dir(model)
         tokenizer = Tokenizer.from_dir(path)

@@ -1,6 +1,6 @@
 """What looks volatile without running anything: clock and random calls, id and per-user fields.
 
-Read by the template analysis (:mod:`promptkit.template_analysis`). These are heuristics by
+Read by the template analysis (:mod:`promptkit._templating.analysis`). These are heuristics by
 name, which is why the field rule (PK102) is a warning: a variable called ``request_id``
 declared ``static`` is almost always a mistake, but the linter cannot know. The call rule
 (PK101) is an error: ``now()`` or ``uuid4()`` differ on every call by definition.
@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from jinja2 import nodes
 
-from promptkit.segments import Stability
+from promptkit._segments import Stability
 
 __all__ = [
     "VOLATILE_CALLS",

@@ -1,6 +1,6 @@
 """A client-side mirror of the engine's prefix cache, to know what *should* hit.
 
-The mirror keeps the block-hash chain (:func:`promptkit.prompt.block_hashes`) of every prompt
+The mirror keeps the block-hash chain (:func:`promptkit._built_prompt.block_hashes`) of every prompt
 sent, plus the generated tokens that completed a block -- vLLM caches those too, which is what
 makes multi-turn history hit. Memory is bounded: an LRU over blocks, like the engine's own
 eviction. When the engine evicts earlier than the mirror, the report says ``UNEXPECTED_MISS``
@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine_adapter.kv_events import AllBlocksCleared, BlocksRemoved, BlocksStored, KVEvent
-from promptkit.prompt import block_hashes, cacheable_tokens, chain_hash, chain_seed
+from engine_adapter._kv_events import AllBlocksCleared, BlocksRemoved, BlocksStored, KVEvent
+from promptkit._built_prompt import block_hashes, cacheable_tokens, chain_hash, chain_seed
 
 __all__ = ["PrefixCacheMirror"]
 
@@ -77,7 +77,7 @@ class PrefixCacheMirror:
             self._blocks.popitem(last=False)
 
     def apply(self, events: Iterable[KVEvent]) -> None:
-        """Follow the engine's KV-cache events (see :mod:`engine_adapter.kv_events`).
+        """Follow the engine's KV-cache events (see :mod:`engine_adapter._kv_events`).
 
         Stored blocks are hashed our way (the chain continues from the parent's hash, or starts
         from the salt), so a later ``BlockRemoved`` can drop exactly the blocks it names.

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from promptkit.plots import VERDICT_COLORS, hit_ratio_svg, segments_svg, ttft_svg
-from promptkit.report import RequestRecord, RunSummary, Verdict
-from promptkit.report_table import COLUMNS, TEXT_COLUMNS, summary_rows
+from promptkit.reporting.plots import VERDICT_COLORS, hit_ratio_svg, segments_svg, ttft_svg
+from promptkit.reporting.records import RequestRecord, RunSummary, Verdict
+from promptkit.reporting.table import COLUMNS, TEXT_COLUMNS, summary_rows
 
 __all__ = ["render_html"]
 

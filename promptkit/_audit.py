@@ -8,11 +8,12 @@
     mirror.record(...)                                                   # the client, explicitly
 
 :func:`expect` takes the mirror's expectation before the request runs. :func:`audit` turns the
-engine's answer into a :class:`~promptkit.report.RequestRecord` whatever built the prompt (a
-template, a conversation, an agent, a LangChain session): :class:`DriftDetector` compares it with
-the earlier prompts of its source, the verdict follows the rules of :mod:`promptkit.report`, and
-misses are explained. :func:`audit` never raises: the engine has answered, and a fault in this
-bookkeeping records the request as ``UNKNOWN`` with the fault named instead of losing the answer.
+engine's answer into a :class:`~promptkit.reporting.records.RequestRecord` whatever built the
+prompt (a template, a conversation, an agent, a LangChain session): :class:`DriftDetector` compares
+it with the earlier prompts of its source, the verdict follows the rules of
+:mod:`promptkit.reporting.records`, and misses are explained. :func:`audit` never raises: the
+engine has answered, and a fault in this bookkeeping records the request as ``UNKNOWN`` with the
+fault named instead of losing the answer.
 """
 
 from __future__ import annotations
@@ -22,19 +23,19 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from engine_adapter import EngineRequest, EngineResult, SamplingSettings
-from promptkit.expectation import PrefixCacheMirror
-from promptkit.explain import changed_variables, explain_divergence, explain_unexpected_miss
-from promptkit.prompt import BuiltPrompt, prefix_fingerprint
-from promptkit.report import (
+from promptkit._built_prompt import BuiltPrompt, prefix_fingerprint
+from promptkit._expectation import PrefixCacheMirror
+from promptkit._explain import changed_variables, explain_divergence, explain_unexpected_miss
+from promptkit._segments import Stability
+from promptkit._source import PromptSource, continued
+from promptkit._tokenization import Tokenizer, common_prefix
+from promptkit.reporting.records import (
     UNKNOWN_CACHED_HINT,
     MissExplanation,
     RequestRecord,
     SegmentHit,
     Verdict,
 )
-from promptkit.segments import Stability
-from promptkit.source import PromptSource, continued
-from promptkit.tokenization import Tokenizer, common_prefix
 
 __all__ = [
     "DriftDetector",
@@ -174,7 +175,7 @@ class DriftDetector:
 def decide_verdict(
     *, prompt: BuiltPrompt, expected: int, actual: int | None, drift: bool
 ) -> Verdict:
-    """The verdict rules of :mod:`promptkit.report`, in order of precedence."""
+    """The verdict rules of :mod:`promptkit.reporting.records`, in order of precedence."""
     # Drift is found on the client side alone, so it stands even when the engine reports nothing.
     if drift:
         return Verdict.DRIFT

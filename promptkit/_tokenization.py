@@ -25,7 +25,7 @@ from typing import Any
 
 from promptkit.errors import ModelError, TokenizationError
 
-__all__ = ["Encoded", "Extension", "StablePrefix", "Tokenizer", "common_prefix"]
+__all__ = ["Encoded", "ExtendedEncoding", "StablePrefix", "Tokenizer", "common_prefix"]
 
 # How many tokens back the window may reach for a hard boundary before we tokenize everything.
 _WINDOW_SEARCH = 48
@@ -66,7 +66,7 @@ class StablePrefix:
 
 
 @dataclass(frozen=True, slots=True)
-class Extension:
+class ExtendedEncoding:
     """The result of :meth:`Tokenizer.extend`: the whole encoding and what the boundary did.
 
     ``moved_tokens`` is how many trailing tokens of the base changed because the boundary merged
@@ -197,12 +197,14 @@ class Tokenizer:
                 self._cache.popitem(last=False)
         return prefix
 
-    def extend(self, base: Encoded, text: str, *, leading_special: bool = False) -> Extension:
+    def extend(
+        self, base: Encoded, text: str, *, leading_special: bool = False
+    ) -> ExtendedEncoding:
         """Encode ``base.text + text`` reusing ``base``'s ids; see the module docstring."""
         if not text:
-            return Extension(base, 0, "window")
+            return ExtendedEncoding(base, 0, "window")
         if not base.text:
-            return Extension(self.encode(text, leading_special=leading_special), 0, "full")
+            return ExtendedEncoding(self.encode(text, leading_special=leading_special), 0, "full")
         window_token = self._window_start(base)
         full_text = base.text + text
         if window_token is not None:
@@ -212,10 +214,10 @@ class Tokenizer:
             if tuple(enc.ids[: len(kept)]) == kept:
                 ids = base.ids + tuple(enc.ids[len(kept) :])
                 starts = base.starts + tuple(char + s for s, _ in enc.offsets[len(kept) :])
-                return Extension(Encoded(full_text, ids, starts), 0, "window")
+                return ExtendedEncoding(Encoded(full_text, ids, starts), 0, "window")
         whole = self.encode(full_text, leading_special=leading_special)
         moved = len(base.ids) - common_prefix(base.ids, whole.ids)
-        return Extension(whole, moved, "full")
+        return ExtendedEncoding(whole, moved, "full")
 
     def _window_start(self, base: Encoded) -> int | None:
         """The latest token index where re-tokenization can safely start, if one is near.

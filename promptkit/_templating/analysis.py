@@ -1,9 +1,9 @@
 """The static analysis of a promptkit template: every check, written once.
 
 One walk over the parsed template returns all its findings, each under the id of the lint rule
-that reports it. :class:`~promptkit.template.PromptTemplate` raises the first finding that stops
-a template from loading as that finding's error; ``promptkit lint`` reports every finding. A
-finding stops loading when it names the error it ``raises``:
+that reports it. :class:`~promptkit._templating.prompt_template.PromptTemplate` raises the first
+finding that stops a template from loading as that finding's error; ``promptkit lint`` reports
+every finding. A finding stops loading when it names the error it ``raises``:
 
 * ``TemplateSyntaxError`` (PK001): the template does not parse; text, an expression or a block
   outside a segment; no segment; nested or duplicate segments; some segments with ``role=``
@@ -13,7 +13,7 @@ finding stops loading when it names the error it ``raises``:
 * ``VariableError``: a variable used but not declared (PK501, or PK101 when the undeclared name
   is a clock call such as ``now()``), or declared twice (PK001).
 
-The rest -- unused variables, and the heuristics of :mod:`promptkit.template_heuristics` (clock
+The rest -- unused variables, and the heuristics of :mod:`promptkit._templating.heuristics` (clock
 calls on declared values, id-like fields, key order, blank lines at a message edge) -- are for
 lint to report (and for a reason to suppress); they do not stop a template from loading.
 """
@@ -27,10 +27,10 @@ from typing import Any
 from jinja2 import Environment, meta, nodes
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
-from promptkit.derived_names import Origin, derive_names, taint_names
+from promptkit._segments import SegmentSpec, Stability, VariableSpec
+from promptkit._templating.derived_names import Origin, derive_names, taint_names
+from promptkit._templating.heuristics import blank_edge_hints, segment_hints
 from promptkit.errors import StabilityError, TemplateError, TemplateSyntaxError, VariableError
-from promptkit.segments import SegmentSpec, Stability, VariableSpec
-from promptkit.template_heuristics import blank_edge_hints, segment_hints
 
 __all__ = ["TemplateAnalysis", "TemplateFinding", "analyze_source"]
 
@@ -43,7 +43,8 @@ class TemplateFinding:
     message: str
     line: int | None
     variable: str | None = None
-    #: What :class:`~promptkit.template.PromptTemplate` raises for it; ``None`` for a heuristic.
+    #: What :class:`~promptkit._templating.prompt_template.PromptTemplate` raises for it; ``None``
+    # for a heuristic.
     raises: type[TemplateError] | None = None
 
 

@@ -2,7 +2,7 @@
 
 ``{% set q2 = question | upper %}`` makes ``q2`` as volatile as ``question``, and
 ``{% set stamp = clock.now() %}`` makes ``stamp`` as volatile as the clock. The template analysis
-(:mod:`promptkit.template_analysis`) follows both. Everything here walks ``jinja2.nodes``;
+(:mod:`promptkit._templating.analysis`) follows both. Everything here walks ``jinja2.nodes``;
 nothing reads template source text.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 
 from jinja2 import nodes
 
-from promptkit.segments import Stability, VariableSpec
-from promptkit.volatility import volatile_sources
+from promptkit._segments import Stability, VariableSpec
+from promptkit._volatility import volatile_sources
 
 __all__ = ["BINDING_NODES", "Origin", "binding", "derive_names", "taint_names"]
 

@@ -9,7 +9,7 @@ same scheduler), and *cached*, where a warm-up request computes the shared prefi
 the seed. Greedy outputs of the two runs must agree the way vLLM's own prefix-caching tests
 require: the same tokens, or a divergence at a near-tie (bf16 on CPU is not invariant to the
 batch shape or to which part of the prompt came from the cache; see
-:mod:`promptkit.output_compare`). Only a real difference fails the demo.
+:mod:`promptkit._output_compare`). Only a real difference fails the demo.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 from pydantic import BaseModel, computed_field
 
 from engine_adapter import SamplingSettings
-from promptkit.client import Client, Generation
-from promptkit.output_compare import OutputMatch, compare_greedy
-from promptkit.template import PromptTemplate
+from promptkit._client import Client, Generation
+from promptkit._output_compare import OutputMatch, compare_greedy
+from promptkit._templating.prompt_template import PromptTemplate
 
 __all__ = ["DemoReport", "DemoRequest", "OutputCheck", "run_demo"]
 
@@ -55,7 +55,7 @@ class DemoRequest(BaseModel):
 
 
 class OutputCheck(BaseModel):
-    """One prompt's greedy answer uncached vs cached (see :mod:`promptkit.output_compare`)."""
+    """One prompt's greedy answer uncached vs cached (see :mod:`promptkit._output_compare`)."""
 
     workload: str
     label: str

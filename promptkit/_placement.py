@@ -2,8 +2,8 @@
 
 Both builder modes cut the prompt text into one piece per segment, tokenize the pieces one after
 another through one boundary-checked chain (:func:`tokenize`), and turn the chain's piece ends
-into :class:`~promptkit.prompt.SegmentSpan`\\ s (:func:`spans`). They differ only in where chat
-scaffolding goes:
+into :class:`~promptkit._built_prompt.SegmentSpan`\\ s (:func:`spans`). They differ only in where
+chat scaffolding goes:
 
 * a template's role segments (:func:`role_pieces`) take the scaffolding after them, the next
   message's header included: roles are declared, so it is as stable as the segment before it;
@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promptkit.chat import Located
-from promptkit.prompt import Boundary, SegmentSpan
-from promptkit.segments import SegmentSpec, Stability
-from promptkit.source import ChatSource
-from promptkit.tokenization import Encoded, StablePrefix, Tokenizer
+from promptkit._built_prompt import Boundary, SegmentSpan
+from promptkit._chat_template import Located
+from promptkit._segments import SegmentSpec, Stability
+from promptkit._source import ChatSource
+from promptkit._tokenization import Encoded, StablePrefix, Tokenizer
 
 __all__ = [
     "GENERATION",

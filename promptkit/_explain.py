@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from promptkit.environment import TrackedExpression
-from promptkit.prompt import BuiltPrompt, SegmentSpan
-from promptkit.report import MissExplanation
-from promptkit.template import TrackedSpan
-from promptkit.tokenization import Tokenizer
+from promptkit._built_prompt import BuiltPrompt, SegmentSpan
+from promptkit._templating.environment import TrackedExpression
+from promptkit._templating.prompt_template import TrackedSpan
+from promptkit._tokenization import Tokenizer
+from promptkit.reporting.records import MissExplanation
 
 __all__ = [
     "TokenOrigin",

@@ -15,8 +15,8 @@ reply as a prefix; one that re-renders history differently (e.g. drops the reaso
 turns) gets a :class:`ConversationWarning` with the position, and the prompt is built whole.
 
 Both modes place chat segment boundaries by markers (:meth:`ChatTemplate.render_located`),
-tokenize pieces through one boundary-checked chain (:class:`~promptkit.tokenization.StablePrefix`)
-and put tools where :func:`promptkit.tools.tools_into_messages` says.
+tokenize pieces through one boundary-checked chain (:class:`~promptkit._tokenization.StablePrefix`)
+and put tools where :func:`promptkit._tools.tools_into_messages` says.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from promptkit import placement
-from promptkit.canonical import normalize_text
-from promptkit.chat import DEFAULT_PINNED_DATE, ChatTemplate, Located, Message
+from promptkit import _placement as placement
+from promptkit._built_prompt import Boundary, BuiltPrompt, SegmentSpan
+from promptkit._canonical import normalize_text
+from promptkit._chat_template import DEFAULT_PINNED_DATE, ChatTemplate, Located, Message
+from promptkit._placement import Piece
+from promptkit._segments import SegmentSpec
+from promptkit._source import ChatSource, PromptSource, continued
+from promptkit._templating.prompt_template import PromptTemplate, RenderedSegment
+from promptkit._tokenization import StablePrefix, Tokenizer, common_prefix
+from promptkit._tools import tools_into_messages
 from promptkit.errors import BoundaryError, ConversationError, TokenizationError
-from promptkit.placement import Piece
-from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
-from promptkit.segments import SegmentSpec
-from promptkit.source import ChatSource, PromptSource, continued
-from promptkit.template import PromptTemplate, RenderedSegment
-from promptkit.tokenization import StablePrefix, Tokenizer, common_prefix
-from promptkit.tools import tools_into_messages
 
 __all__ = ["ConversationWarning", "PromptBuilder"]
 
@@ -221,7 +221,7 @@ class PromptBuilder:
                 f"character {position} ({before.text[position : position + 30]!r} became "
                 f"{text[position : position + 30]!r}); prefix caching is lost from there. Pass "
                 "chat_template= with a template that keeps history verbatim (see "
-                "promptkit.conversation)",
+                "promptkit._conversation)",
                 ConversationWarning,
                 stacklevel=3,
             )

@@ -6,10 +6,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from promptkit.demo import TOP_LOGPROBS, DemoReport
-from promptkit.output_compare import OutputMatch
-from promptkit.report import RunSummary
-from promptkit.report_table import COLUMNS, TEXT_COLUMNS, summary_rows
+from promptkit._output_compare import OutputMatch
+from promptkit.cli._demo_run import TOP_LOGPROBS, DemoReport
+from promptkit.reporting.records import RunSummary
+from promptkit.reporting.table import COLUMNS, TEXT_COLUMNS, summary_rows
 
 __all__ = ["print_demo", "print_summary"]
 

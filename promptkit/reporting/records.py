@@ -16,7 +16,7 @@ DRIFT            the prompt shares less with the closest earlier prompt from the
 UNKNOWN          the engine did not report cached tokens
 ================ =========================================================================
 
-:mod:`promptkit.audit` decides them and writes the records; this module reads and sums them.
+:mod:`promptkit._audit` decides them and writes the records; this module reads and sums them.
 
 An unknown cached count is ``None`` everywhere, never ``0``: a record keeps it (with the
 engine's reason in ``cached_unknown_reason``), and summaries compute hit ratios over the requests

@@ -3,7 +3,7 @@
 Clock and random calls (PK101), id-like or per-user fields (PK102), serialization in the
 caller's key order (PK201, PK202) and blank lines at a chat message's edge (PK404) are judged
 by names and shapes, so they can be wrong: lint reports them (a reason can suppress one) and the
-template still loads. :mod:`promptkit.template_analysis` walks the template and asks these
+template still loads. :mod:`promptkit._templating.analysis` walks the template and asks these
 functions about each segment; they only read ``jinja2.nodes``.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from jinja2 import nodes
 
-from promptkit.segments import SegmentSpec, VariableSpec
-from promptkit.volatility import call_name, field_stability, root_name, volatile_sources
+from promptkit._segments import SegmentSpec, VariableSpec
+from promptkit._volatility import call_name, field_stability, root_name, volatile_sources
 
 __all__ = ["Hint", "blank_edge_hints", "segment_hints"]
 

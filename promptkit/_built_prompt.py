@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptkit.segments import Stability
+from promptkit._segments import Stability
 
 if TYPE_CHECKING:
-    from promptkit.source import PromptSource
+    from promptkit._source import PromptSource
 
 __all__ = [
     "BlockAccounting",

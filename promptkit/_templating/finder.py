@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit.errors import TemplateError
-from promptkit.template import PromptTemplate
 
 __all__ = ["TEMPLATE_SUFFIX", "load_template", "shipped_templates", "shipped_templates_dir"]
 
@@ -15,11 +15,11 @@ TEMPLATE_SUFFIX = ".j2"
 
 def shipped_templates_dir() -> Path:
     """Where the shipped templates live: the repo's ``templates/``, or the installed copy."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "templates", here / "data" / "templates"):
+    package = Path(__file__).resolve().parents[1]  # promptkit/, beside the checkout's templates/
+    for candidate in (package.parent / "templates", package / "data" / "templates"):
         if candidate.is_dir():
             return candidate
-    return here.parent / "templates"
+    return package.parent / "templates"
 
 
 def shipped_templates() -> list[Path]:

@@ -3,7 +3,7 @@
 Templates run sandboxed (``ImmutableSandboxedEnvironment``) with ``StrictUndefined`` -- a missing
 variable is an error, never an empty string that silently changes the prompt, and a template
 cannot change the values it is given. ``tojson`` is replaced by
-:func:`promptkit.canonical.canonical_json`, so JSON in a prompt is sorted and stable;
+:func:`promptkit._canonical.canonical_json`, so JSON in a prompt is sorted and stable;
 ``sort_tools`` turns tool definitions into canonical schemas sorted by name. Every template
 builds its own environment with :func:`template_environment` and configures nothing after that:
 there is no module-level environment to share or to grow.
@@ -34,9 +34,9 @@ from jinja2.lexer import Token, TokenStream
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from promptkit.canonical import canonical_json
-from promptkit.segments import Stability
-from promptkit.tools import canonical_tools
+from promptkit._canonical import canonical_json
+from promptkit._segments import Stability
+from promptkit._tools import canonical_tools
 
 __all__ = [
     "MARKERS",

@@ -3,7 +3,7 @@
 ::
 
     from prometheus_client import start_http_server
-    from promptkit.metrics import PrefixMetrics
+    from promptkit.reporting.metrics import PrefixMetrics
 
     metrics = PrefixMetrics()          # registers on prometheus_client's default registry
     start_http_server(9100)
@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import ConfigError
-from promptkit.report import RequestRecord
+from promptkit.reporting.records import RequestRecord
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -61,7 +61,8 @@ def _prometheus() -> Any:
         import prometheus_client
     except ImportError:
         raise ConfigError(
-            "promptkit.metrics needs prometheus_client: pip install 'promptkit-vllm[metrics]'"
+            "promptkit.reporting.metrics needs prometheus_client: "
+            "pip install 'promptkit-vllm[metrics]'"
         ) from None
     return prometheus_client
 

@@ -1,7 +1,7 @@
 """Where a prompt comes from, as far as the audit needs to know: a template, or chat messages.
 
-Every :class:`~promptkit.prompt.BuiltPrompt` carries its source, so nothing after the engine
-returns has to find it again by name. The drift audit (:mod:`promptkit.audit`) asks a source:
+Every :class:`~promptkit._built_prompt.BuiltPrompt` carries its source, so nothing after the engine
+returns has to find it again by name. The drift audit (:mod:`promptkit._audit`) asks a source:
 
 * ``fingerprint``: which earlier prompts to compare with (one drift history per fingerprint);
 * ``variables`` and ``segment_variables``: how stable each input is and which segment reads it,
@@ -9,12 +9,12 @@ returns has to find it again by name. The drift audit (:mod:`promptkit.audit`) a
 * ``render_tracked``, ``derived_origin``, ``variable_lines``: which template line produced a
   token, for the explanation.
 
-:class:`~promptkit.template.PromptTemplate` implements :class:`PromptSource` as it is.
-:class:`ChatSource` implements it for prompts built from chat messages (conversations, agents,
-LangChain sessions). Its segments are the messages; the system prompt is ``static``, the tools
-``deploy``, and every message a ``turn`` variable read by its own segment. A changed message is a
-legitimate fork (a compaction, an edited history, another session); sharing fewer tokens than the
-unchanged messages promise is drift -- a chat template that re-renders history, or a system
+:class:`~promptkit._templating.prompt_template.PromptTemplate` implements :class:`PromptSource` as
+it is. :class:`ChatSource` implements it for prompts built from chat messages (conversations,
+agents, LangChain sessions). Its segments are the messages; the system prompt is ``static``, the
+tools ``deploy``, and every message a ``turn`` variable read by its own segment. A changed message
+is a legitimate fork (a compaction, an edited history, another session); sharing fewer tokens than
+the unchanged messages promise is drift -- a chat template that re-renders history, or a system
 prompt that changes between turns.
 """
 
@@ -25,12 +25,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from promptkit.chat import ChatTemplate, Message
-from promptkit.prompt import Boundary, BuiltPrompt, SegmentSpan
-from promptkit.segments import Stability, VariableSpec
+from promptkit._built_prompt import Boundary, BuiltPrompt, SegmentSpan
+from promptkit._chat_template import ChatTemplate, Message
+from promptkit._segments import Stability, VariableSpec
 
 if TYPE_CHECKING:
-    from promptkit.template import TrackedSpan
+    from promptkit._templating.prompt_template import TrackedSpan
 
 __all__ = ["ChatSource", "PromptSource", "continued"]
 
@@ -77,7 +77,7 @@ class ChatSource:
         chat: the chat template that renders the messages.
         messages: the messages, a system prompt first if there is one.
         tools: the canonical tool schemas the chat template renders in its own slot (none when
-            they went into the system prompt: see :func:`promptkit.tools.tools_into_messages`).
+            they went into the system prompt: see :func:`promptkit._tools.tools_into_messages`).
         history: how many leading messages are history (stable); the rest are the newest turn.
     """
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promptkit.report import CacheTotals, RunSummary
+from promptkit.reporting.records import CacheTotals, RunSummary
 
 __all__ = ["COLUMNS", "TEXT_COLUMNS", "SummaryRow", "summary_rows"]
 

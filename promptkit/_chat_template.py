@@ -12,8 +12,8 @@ keep prompts token-stable:
   :attr:`ChatTemplate.pinned_date` (default 2025-01-01, set your own) is what they see.
 
 :meth:`ChatTemplate.render_located` also says where each piece of message content landed in the
-rendered text, by the marker protocol of :mod:`promptkit.environment`: the pieces are rendered
-wrapped in reserved control characters, never searched for in the output.
+rendered text, by the marker protocol of :mod:`promptkit._templating.environment`: the pieces are
+rendered wrapped in reserved control characters, never searched for in the output.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from jinja2.ext import Extension, loopcontrols
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from promptkit.environment import SEGMENT_CLOSE, SEGMENT_OPEN, SEGMENT_SEP
+from promptkit._templating.environment import SEGMENT_CLOSE, SEGMENT_OPEN, SEGMENT_SEP
 from promptkit.errors import TokenizationError
 
 __all__ = ["DEFAULT_PINNED_DATE", "ChatTemplate", "Located", "Message"]

@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine_adapter import SamplingSettings
-from promptkit.builder import ConversationWarning
-from promptkit.canonical import normalize_text
-from promptkit.chat import ChatTemplate
+from promptkit._builder import ConversationWarning
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._canonical import normalize_text
+from promptkit._chat_template import ChatTemplate
+from promptkit._tools import canonical_tools
 from promptkit.errors import ConversationError
-from promptkit.prompt import BuiltPrompt
-from promptkit.tools import canonical_tools
 
 if TYPE_CHECKING:
-    from promptkit.client import Client, Generation
+    from promptkit._client import Client, Generation
 
 __all__ = ["Conversation", "ConversationWarning"]
 
@@ -54,7 +54,7 @@ class Conversation:
         system: the system prompt (static; normalized once).
         tools: tool definitions (dicts, pydantic models or typed functions), canonical and sorted.
             Passed to the chat template when it renders tools, else appended to the system prompt
-            (see :func:`promptkit.tools.tools_into_messages`).
+            (see :func:`promptkit._tools.tools_into_messages`).
         max_prompt_tokens: compact the history when a prompt would exceed this.
         compact_to: fraction of ``max_prompt_tokens`` to compact down to.
         cache_salt: prefix-cache isolation for this conversation's requests.

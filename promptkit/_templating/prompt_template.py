@@ -1,10 +1,10 @@
 """Prompt templates: load, check statically, render into segments.
 
 A :class:`PromptTemplate` is checked once, when it is loaded, by the template analysis
-(:mod:`promptkit.template_analysis`): the first finding that stops loading is raised as its
+(:mod:`promptkit._templating.analysis`): the first finding that stops loading is raised as its
 typed error, naming the template file, line and variable. Each template compiles in an
-environment of its own (:func:`promptkit.environment.template_environment`), so nothing is
-shared between templates or left behind by them. Rendering then only has to run Jinja.
+environment of its own (:func:`promptkit._templating.environment.template_environment`), so nothing
+is shared between templates or left behind by them. Rendering then only has to run Jinja.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from promptkit.environment import (
+from promptkit._segments import SegmentSpec, VariableSpec
+from promptkit._templating.analysis import TemplateAnalysis, analyze_source
+from promptkit._templating.environment import (
     SEGMENT_CLOSE,
     SEGMENT_OPEN,
     SEGMENT_SEP,
@@ -31,8 +33,6 @@ from promptkit.environment import (
     template_environment,
 )
 from promptkit.errors import PromptkitError, TemplateError, VariableError
-from promptkit.segments import SegmentSpec, VariableSpec
-from promptkit.template_analysis import TemplateAnalysis, analyze_source
 
 __all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
 
