@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.engine
 
-SCRIPT = Path(__file__).parent / "scripts" / "async_sessions.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "async_sessions.py"
 
 
 def test_concurrent_sessions_share_one_async_engine_and_hit() -> None:

@@ -41,7 +41,7 @@ def test_stdout_to_stderr_moves_child_process_output(capfd: object) -> None:
 
 def test_error_messages_keep_their_bracketed_text() -> None:
     # Regression: rich took "[tool.promptkit]" for a style tag and printed "set  model".
-    template = Path(__file__).parent / "lint" / "corpus" / "good" / "plain_qa.j2"
+    template = Path(__file__).resolve().parents[1] / "lint" / "corpus" / "good" / "plain_qa.j2"
     result = runner.invoke(app, ["lint", str(template), "--model", "/nonexistent"])
     assert result.exit_code == EXIT_USAGE
     assert "set [tool.promptkit] model" in result.output

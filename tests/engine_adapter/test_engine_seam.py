@@ -48,7 +48,7 @@ from engine_adapter._vllm_common import (
 from promptkit import Client, PromptTemplate, Tokenizer
 from tests.vllm_wire_fake import Handler, remote, stream
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Minimal(Engine):

@@ -37,7 +37,7 @@ from promptkit.reporting.records import (
 )
 from promptkit.reporting.table import summary_rows
 
-DEMO_LOG = Path(__file__).parent / "data" / "demo_log.jsonl"
+DEMO_LOG = Path(__file__).resolve().parents[1] / "data" / "demo_log.jsonl"
 DEMO_ENGINE_HITS = 7296
 EVIL = '<script>alert("x")</script> & co'
 runner = CliRunner()

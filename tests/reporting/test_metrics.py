@@ -20,7 +20,7 @@ from promptkit import (
 )
 from promptkit.reporting.metrics import PrefixMetrics
 
-DEMO_LOG = Path(__file__).parent / "data" / "demo_log.jsonl"
+DEMO_LOG = Path(__file__).resolve().parents[1] / "data" / "demo_log.jsonl"
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
