@@ -44,8 +44,8 @@ async def _atimed(chunks: AsyncIterator[Any]) -> tuple[float, float, int]:
 def run(engine_name: str, *, max_tokens: int, runs: int) -> None:
     from engine_adapter import AsyncVLLMEngine, VLLMEngine
     from promptkit import Client, Tokenizer
+    from promptkit._model_store import resolve_model_dir
     from promptkit.integrations.langchain import ChatPromptkit
-    from promptkit.model_store import resolve_model_dir
 
     path = resolve_model_dir()
     engine_class = VLLMEngine if engine_name == "vllm" else AsyncVLLMEngine

@@ -28,14 +28,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from engine_adapter import EngineDelta, SamplingSettings
-from promptkit.canonical import canonical_json, normalize_text
-from promptkit.chat import ChatTemplate
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._canonical import canonical_json, normalize_text
+from promptkit._chat_template import ChatTemplate
+from promptkit._tools import canonical_tools
 from promptkit.errors import ConversationError
-from promptkit.prompt import BuiltPrompt
-from promptkit.tools import canonical_tools
 
 if TYPE_CHECKING:
-    from promptkit.client import Client, Generation
+    from promptkit._client import Client, Generation
 
 __all__ = ["StatelessChat"]
 

@@ -21,7 +21,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from promptkit.canonical import canonical_json
+from promptkit._canonical import canonical_json
 
 __all__ = ["to_chat_messages"]
 

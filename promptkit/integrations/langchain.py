@@ -72,13 +72,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from engine_adapter import EngineDelta, OutputConstraint, SamplingSettings
+from promptkit._agent import parse_tool_calls
+from promptkit._canonical import canonical_json
+from promptkit._client import Client, Generation
 from promptkit._constraints import json_constraint, tool_call_constraint
 from promptkit._history import StatelessChat
-from promptkit.agent import parse_tool_calls
-from promptkit.canonical import canonical_json
-from promptkit.client import Client, Generation
+from promptkit._tools import canonical_tools
 from promptkit.integrations._langchain_messages import to_chat_messages
-from promptkit.tools import canonical_tools
 
 __all__ = ["ChatPromptkit", "to_chat_messages"]
 
