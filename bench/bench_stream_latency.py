@@ -1,6 +1,6 @@
 """First streamed chunk vs the whole answer, through ChatPromptkit on the embedded engines.
 
-    python -m bench.bench_stream_latency [--max-tokens 64] [--runs 3]
+    python -m promptkit_bench.bench_stream_latency [--max-tokens 64] [--runs 3]
 
 Prints, per engine, the median time from the call to the first non-empty chunk and to the last
 chunk. The prompt is warmed first, so both runs measure decoding, not a cold prefill.

@@ -72,7 +72,9 @@ def structured_outputs(constraint: OutputConstraint) -> dict[str, Any]:
     if constraint.suffix:
         elements.append({"type": "const_string", "value": constraint.suffix})
     tag = {"type": "structural_tag", "format": {"type": "sequence", "elements": elements}}
-    return {"structural_tag": json.dumps(tag, sort_keys=True, separators=(",", ":"))}
+    # Not sorted: the schema's property order is the order the JSON is generated in (a tool
+    # call's "name" before its "arguments").
+    return {"structural_tag": json.dumps(tag, separators=(",", ":"))}
 
 
 def prefix_counters(samples: Iterable[tuple[str, float]]) -> PrefixCacheCounters | None:

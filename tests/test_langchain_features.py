@@ -63,6 +63,10 @@ def test_constraints_translate_to_vllm_structured_outputs() -> None:
     elements = json.loads(fields["structural_tag"])["format"]["elements"]
     assert [e["type"] for e in elements] == ["const_string", "json_schema", "const_string"]
     assert (elements[0]["value"], elements[2]["value"]) == ("<tool_call>", "</tool_call>")
+    # Regression: the tag was serialized with sorted keys, so the model wrote "arguments" before
+    # "name" and ran out of tokens before closing the call.
+    items = elements[1]["json_schema"]["items"]
+    assert list(items["properties"]) == ["name", "arguments"]
     # vLLM itself accepts both (xgrammar compiles them when the request runs).
     from engine_adapter import SamplingSettings
 
