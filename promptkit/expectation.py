@@ -13,8 +13,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from engine_adapter._block_chain import block_hashes, place_stored
 from engine_adapter.kv_events import AllBlocksCleared, BlocksRemoved, BlocksStored, KVEvent
-from promptkit.prompt import block_hashes, cacheable_tokens, chain_hash, chain_seed
+from promptkit.prompt import cacheable_tokens
 
 __all__ = ["PrefixCacheMirror"]
 
@@ -102,23 +103,10 @@ class PrefixCacheMirror:
                 self.clear()
 
     def _stored(self, event: BlocksStored) -> None:
-        if event.block_size != self.block_size:
-            return
-        if event.parent is None:
-            previous: str | None = chain_seed(event.salt)
-        else:
-            previous = self._engine_to_ours.get(event.parent)
-        if previous is None:  # parent stored before we subscribed: cannot place these blocks
-            return
-        size = self.block_size
-        for index, engine_hash in enumerate(event.hashes):
-            block = event.token_ids[index * size : (index + 1) * size]
-            if len(block) < size:
-                break
-            previous = chain_hash(previous, block)
-            self._engine_to_ours[engine_hash] = previous
-            self._blocks[previous] = None
-            self._blocks.move_to_end(previous)
+        for engine_hash, ours in place_stored(event, self.block_size, self._engine_to_ours.get):
+            self._engine_to_ours[engine_hash] = ours
+            self._blocks[ours] = None
+            self._blocks.move_to_end(ours)
 
     def clear(self, *, await_engine_clear: bool = False) -> None:
         """Forget everything (the engine was restarted or its cache reset).
