@@ -98,6 +98,9 @@ class OpenAIEngine(Engine):
             ``base_url`` without its ``/v1``.
         max_concurrency: at most this many requests of one :meth:`generate` call are in flight,
             so the server can batch them.
+        kv_events_endpoint: where the server publishes its KV-cache events (the ``endpoint`` of
+            its ``--kv-events-config``, with the host a client can reach, e.g.
+            ``tcp://127.0.0.1:5557``); clients and routers then follow them.
     """
 
     name: ClassVar[str] = "openai"
@@ -111,6 +114,7 @@ class OpenAIEngine(Engine):
         block_size: int | None = None,
         server_url: str | None = None,
         max_concurrency: int = 8,
+        kv_events_endpoint: str | None = None,
     ) -> None:
         self._openai = _import_openai()
         self._client: OpenAI | None = client
@@ -118,6 +122,7 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
+        self.kv_events_endpoint = kv_events_endpoint
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
         self._reports_lock = threading.Lock()
@@ -191,6 +196,21 @@ class OpenAIEngine(Engine):
         except ValueError:
             return True  # older servers answer 200 with an empty body
         return bool(answer.get("success", True)) if isinstance(answer, dict) else True
+
+    def healthy(self, *, timeout: float = 2.0) -> bool:
+        """``GET /health`` answers 200 within ``timeout`` seconds (vLLM answers 503 once its
+        engine died)."""
+        try:
+            client = self.client
+        except EngineClosedError:
+            return False
+        try:
+            client.with_options(timeout=timeout, max_retries=0).get(
+                f"{self.server_url}/health", cast_to=str
+            )
+        except self._openai.APIError:
+            return False
+        return True
 
     def close(self) -> None:
         client, self._client = self._client, None

@@ -9,12 +9,11 @@ eviction. When the engine evicts earlier than the mirror, the report says ``UNEX
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from engine_adapter._block_chain import block_hashes, place_stored
-from engine_adapter.kv_events import AllBlocksCleared, BlocksRemoved, BlocksStored, KVEvent
+from engine_adapter._block_chain import block_hashes
+from engine_adapter._resident_blocks import ResidentBlocks
+from engine_adapter.kv_events import KVEvent
 from promptkit.prompt import cacheable_tokens
 
 __all__ = ["PrefixCacheMirror"]
@@ -32,14 +31,14 @@ class PrefixCacheMirror:
     def __init__(self, *, block_size: int, capacity_blocks: int = 200_000) -> None:
         self.block_size = block_size
         self.capacity_blocks = capacity_blocks
-        self._blocks: OrderedDict[str, None] = OrderedDict()
-        # Engine block hash -> our block hash, learnt from BlockStored events.
-        self._engine_to_ours: dict[Any, str] = {}
-        self.events_applied = 0
-        self._awaiting_engine_clear = False
+        self._held = ResidentBlocks(block_size=block_size, capacity_blocks=capacity_blocks)
 
     def __len__(self) -> int:
-        return len(self._blocks)
+        return len(self._held)
+
+    @property
+    def events_applied(self) -> int:
+        return self._held.events_applied
 
     def expected_cached(self, ids: Sequence[int], *, salt: str | None = None) -> int:
         """Tokens a request with these ids should find cached, as the engine would cap it."""
@@ -48,11 +47,7 @@ class PrefixCacheMirror:
     def lookup(self, ids: Sequence[int], *, salt: str | None = None) -> tuple[int, tuple[str, ...]]:
         """:meth:`expected_cached` and the prompt's block hashes, which :meth:`record` can reuse."""
         hashes = block_hashes(ids, self.block_size, salt=salt)
-        shared = 0
-        for digest in hashes:
-            if digest not in self._blocks:
-                break
-            shared += 1
+        shared = self._held.leading(hashes)
         return cacheable_tokens(shared * self.block_size, len(ids), self.block_size), hashes
 
     def record(
@@ -71,42 +66,11 @@ class PrefixCacheMirror:
         # The last generated token was sampled but never fed back, so it has no KV yet.
         if output_ids:
             computed = computed[:-1]
-        for digest in block_hashes(computed, self.block_size, salt=salt, known=prompt_hashes):
-            self._blocks[digest] = None
-            self._blocks.move_to_end(digest)
-        while len(self._blocks) > self.capacity_blocks:
-            self._blocks.popitem(last=False)
+        self._held.add(block_hashes(computed, self.block_size, salt=salt, known=prompt_hashes))
 
     def apply(self, events: Iterable[KVEvent]) -> None:
-        """Follow the engine's KV-cache events (see :mod:`engine_adapter.kv_events`).
-
-        Stored blocks are hashed our way (the chain continues from the parent's hash, or starts
-        from the salt), so a later ``BlockRemoved`` can drop exactly the blocks it names.
-        """
-        for event in events:
-            self.events_applied += 1
-            if self._awaiting_engine_clear:
-                # Events from before a reset we asked for are stale; the engine's own
-                # AllBlocksCleared marks where the fresh ones begin.
-                if isinstance(event, AllBlocksCleared):
-                    self._awaiting_engine_clear = False
-                    self._engine_to_ours.clear()
-                continue
-            if isinstance(event, BlocksStored):
-                self._stored(event)
-            elif isinstance(event, BlocksRemoved):
-                for engine_hash in event.hashes:
-                    ours = self._engine_to_ours.pop(engine_hash, None)
-                    if ours is not None:
-                        self._blocks.pop(ours, None)
-            elif isinstance(event, AllBlocksCleared):
-                self.clear()
-
-    def _stored(self, event: BlocksStored) -> None:
-        for engine_hash, ours in place_stored(event, self.block_size, self._engine_to_ours.get):
-            self._engine_to_ours[engine_hash] = ours
-            self._blocks[ours] = None
-            self._blocks.move_to_end(ours)
+        """Follow the engine's KV-cache events (see :class:`ResidentBlocks.apply`)."""
+        self._held.apply(events)
 
     def clear(self, *, await_engine_clear: bool = False) -> None:
         """Forget everything (the engine was restarted or its cache reset).
@@ -114,6 +78,4 @@ class PrefixCacheMirror:
         ``await_engine_clear``: we reset the engine ourselves and follow its events; ignore
         events until its ``AllBlocksCleared`` (vLLM publishes it with its next step).
         """
-        self._blocks.clear()
-        self._engine_to_ours.clear()
-        self._awaiting_engine_clear = await_engine_clear
+        self._held.clear(await_engine_clear=await_engine_clear)
