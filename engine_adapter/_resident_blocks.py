@@ -68,15 +68,14 @@ class ResidentBlocks:
                     self._engine_to_ours.clear()
                 continue
             if isinstance(event, BlocksStored):
-                placed = place_stored(event, self.block_size, self._engine_to_ours.get)
-                for engine_hash, ours in placed:
-                    self._engine_to_ours[engine_hash] = ours
-                self.add(ours for _, ours in placed)
+                placed = place_stored(event, self.block_size, self._ours)
+                for engine_hash, digest in placed:
+                    self._engine_to_ours[engine_hash] = digest
+                self.add(digest for _, digest in placed)
             elif isinstance(event, BlocksRemoved):
                 for engine_hash in event.hashes:
-                    ours = self._engine_to_ours.pop(engine_hash, None)
-                    if ours is not None:
-                        self._blocks.pop(ours, None)
+                    removed = self._engine_to_ours.pop(engine_hash, "")
+                    self._blocks.pop(removed, None)
             elif isinstance(event, AllBlocksCleared):
                 self.clear()
 
@@ -89,6 +88,9 @@ class ResidentBlocks:
         self._blocks.clear()
         self._engine_to_ours.clear()
         self._awaiting_engine_clear = await_engine_clear
+
+    def _ours(self, engine_hash: Any) -> str | None:
+        return self._engine_to_ours.get(engine_hash)
 
     def _trim(self) -> None:
         while len(self._blocks) > self.capacity_blocks:

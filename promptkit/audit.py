@@ -214,7 +214,11 @@ def _judged(
     )
     if verdict is Verdict.UNEXPECTED_MISS and actual is not None:
         explanation = explain_unexpected_miss(
-            prompt=prompt, expected=pending.expected, actual=actual, salt=pending.salt
+            prompt=prompt,
+            expected=pending.expected,
+            actual=actual,
+            salt=pending.salt,
+            routing_note=result.routing_note,
         )
     log.debug(
         "request %d %s: %s cached of %d (expected %d)",
@@ -276,4 +280,6 @@ def _record(
         explanation=explanation,
         text=result.text,
         label=pending.label,
+        replica=result.replica,
+        routing_note=result.routing_note,
     )

@@ -99,6 +99,7 @@ class Client:
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
         self._counters_baseline = engine.prefix_cache_counters()
+        self._replica_baseline = engine.replica_counters()
         endpoint = engine.kv_events_endpoint
         self._kv_events: KVEventSubscriber | None = None
         if endpoint and follow_kv_events is not False:
@@ -273,6 +274,8 @@ class Client:
             self.records,
             counters=self.engine.prefix_cache_counters(),
             counters_baseline=self._counters_baseline,
+            replica_counters=self.engine.replica_counters(),
+            replica_baseline=self._replica_baseline,
         )
 
     def forget_cache(self) -> None:
