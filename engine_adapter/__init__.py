@@ -30,6 +30,7 @@ from engine_adapter.models import (
     PrefixCacheCounters,
     SamplingSettings,
 )
+from engine_adapter.routed import RoutedEngine
 
 if TYPE_CHECKING:
     from engine_adapter.openai import OpenAIEngine
@@ -55,6 +56,7 @@ __all__ = [
     "OpenAIEngine",
     "PrefixCacheCounters",
     "PromptkitError",
+    "RoutedEngine",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",

@@ -23,8 +23,10 @@ from engine_adapter import (
     EngineStartError,
     EngineWarning,
     FunctionEngine,
+    RoutedEngine,
     SamplingSettings,
 )
+from promptkit._fleet import LocalFleet
 from promptkit.agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
 from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json, normalize_text, to_canonical
@@ -123,6 +125,7 @@ __all__ = [
     "FunctionEngine",
     "Generation",
     "LintConfigError",
+    "LocalFleet",
     "MissExplanation",
     "ModelError",
     "OpenAIEngine",
@@ -132,6 +135,7 @@ __all__ = [
     "PromptTemplate",
     "PromptkitError",
     "RequestRecord",
+    "RoutedEngine",
     "RunSummary",
     "SamplingSettings",
     "SegmentSpan",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from engine_adapter import (
     EngineDeadError,
@@ -15,7 +17,10 @@ from engine_adapter import (
 )
 from engine_adapter._routing import Candidate, decide, rendezvous_order
 from engine_adapter.routed import RoutedEngine
+from promptkit import Client, PromptTemplate, Tokenizer, Verdict
+from promptkit.cli import EXIT_FINDINGS, EXIT_OK, app
 from tests.routed_fake import FakeReplica
+from tests.sample_templates import DOCUMENT, QA
 
 B = 32
 
@@ -169,3 +174,40 @@ def test_round_robin_names_the_replica_that_held_the_prefix_when_it_misses() -> 
     (second,) = routed.generate([_request((*prefix, 2))])
     assert second.num_cached_tokens == 0
     assert second.routing_note is not None and "round_robin" in second.routing_note
+
+
+def test_records_name_the_replica_and_each_replica_is_cross_checked(
+    tokenizer: Tokenizer, tmp_path: Path
+) -> None:
+    routed, replicas = _fleet(2, recheck_s=3600)
+    log = tmp_path / "requests.jsonl"
+    client = Client(engine=routed, tokenizer=tokenizer, log_path=log)
+    template = PromptTemplate.from_string(QA, name="qa")
+    documents = [DOCUMENT, DOCUMENT.replace("museum", "garden"), DOCUMENT.replace("nine", "ten")]
+    for document in documents:
+        for question in ("When?", "How much?"):
+            client.generate(template, {"document": document, "question": question})
+    summary = client.summary()
+    assert {r.replica for r in summary.replicas} == {"r0", "r1"}
+    assert all(r.counters_match for r in summary.replicas)
+    assert sum(r.requests for r in summary.replicas) == 6
+    # A replica dies: the failover miss is explained as a failover, not left without a cause.
+    holder = client.records[-1].replica or ""
+    replicas[holder].die()
+    moved = client.generate(template, {"document": documents[-1], "question": "Where?"})
+    assert moved.record.replica != holder
+    assert moved.record.verdict is Verdict.UNEXPECTED_MISS
+    assert moved.record.explanation is not None
+    assert "failover" in moved.record.explanation.cause and holder in moved.record.explanation.cause
+    client.close()
+    hits = {name: replica.hits for name, replica in replicas.items()}
+    html = tmp_path / "report.html"
+    args = ["report", str(log), "--html", str(html)]
+    args += [f"--replica-hits={name}={value}" for name, value in hits.items()]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == EXIT_OK, result.output
+    assert "per replica" in result.output
+    page = html.read_text()
+    assert 'id="replicas"' in page and "r0" in page and "r1" in page
+    wrong = CliRunner().invoke(app, ["report", str(log), f"--replica-hits={holder}=1"])
+    assert wrong.exit_code == EXIT_FINDINGS
