@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,17 @@ def test_records_name_the_replica_and_each_replica_is_cross_checked(
     assert 'id="replicas"' in page and "r0" in page and "r1" in page
     wrong = CliRunner().invoke(app, ["report", str(log), f"--replica-hits={holder}=1"])
     assert wrong.exit_code == EXIT_FINDINGS
+
+
+def test_the_scale_out_page_runs_and_prints_what_it_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "scale-out.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.DOTALL | re.MULTILINE)
+    assert blocks
+    for number, block in enumerate(blocks, start=1):
+        exec(compile(block, f"scale-out.md, python block {number}", "exec"), {})
+    printed = capsys.readouterr().out
+    for block in blocks:
+        for line in re.findall(r"^# -> (.*)$", block, re.MULTILINE):
+            assert line in printed
