@@ -10,7 +10,7 @@ each prefix lives on one of them.
 Every policy runs the same requests on the same two servers (their caches reset in between),
 then a single server with the two replicas' total KV cache runs them too: the ceiling. A last
 pass runs ``precise`` again and kills one replica a third of the way through, counting the
-requests lost. Run with ``python -m bench.bench_routing`` (about 20 minutes on 2 cores);
+requests lost. Run with ``python -m promptkit_bench.bench_routing`` (about 20 minutes on 2 cores);
 numbers go to docs/benchmarks.md.
 """
 

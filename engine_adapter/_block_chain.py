@@ -14,7 +14,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine_adapter.kv_events import BlocksStored
+from engine_adapter._kv_events import BlocksStored
 
 __all__ = ["block_hashes", "chain_hash", "chain_seed", "place_stored"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine_adapter._block_chain import place_stored
-from engine_adapter.kv_events import AllBlocksCleared, BlocksRemoved, BlocksStored, KVEvent
+from engine_adapter._kv_events import AllBlocksCleared, BlocksRemoved, BlocksStored, KVEvent
 
 __all__ = ["ResidentBlocks"]
 
@@ -53,7 +53,7 @@ class ResidentBlocks:
         self._trim()
 
     def apply(self, events: Iterable[KVEvent]) -> None:
-        """Follow the engine's KV-cache events (see :mod:`engine_adapter.kv_events`).
+        """Follow the engine's KV-cache events (see :mod:`engine_adapter._kv_events`).
 
         Stored blocks are hashed our way (the chain continues from the parent's hash, or starts
         from the salt), so a later ``BlockRemoved`` can drop exactly the blocks it names.

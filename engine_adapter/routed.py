@@ -37,7 +37,7 @@ from engine_adapter.errors import (
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
 
 if TYPE_CHECKING:
-    from engine_adapter.kv_events import KVEvent
+    from engine_adapter._kv_events import KVEvent
 
 __all__ = ["KVEventSource", "Policy", "RoutedEngine"]
 
@@ -351,7 +351,7 @@ class RoutedEngine(Engine):
             if replica.name in given:
                 replica.events = given[replica.name]
             elif endpoint is not None:
-                from engine_adapter.kv_events import KVEventSubscriber
+                from engine_adapter._kv_events import KVEventSubscriber
 
                 replica.events = KVEventSubscriber(endpoint)
 

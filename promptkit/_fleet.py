@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from engine_adapter.errors import EngineStartError
-from promptkit.model_store import resolve_model_dir
+from promptkit._model_store import resolve_model_dir
 
 if TYPE_CHECKING:
     from engine_adapter.openai import OpenAIEngine

@@ -18,7 +18,7 @@ from engine_adapter import (
     EngineResult,
     PrefixCacheCounters,
 )
-from engine_adapter.kv_events import AllBlocksCleared, BlocksStored, KVEvent
+from engine_adapter._kv_events import AllBlocksCleared, BlocksStored, KVEvent
 from tests.prefix_cache_fake import SimulatedPrefixCache
 
 
