@@ -327,8 +327,6 @@ class OpenAIEngine(Engine):
             yield
 
     def _describe(self, action: str, exc: Exception) -> str:
-        import httpx
-
         openai = self._openai
         if isinstance(exc, openai.APITimeoutError):
             return (
@@ -339,11 +337,6 @@ class OpenAIEngine(Engine):
             return (
                 f"{action} failed: cannot reach the vLLM server at {self.server_url} ({exc}); "
                 f"is it running? {_START_HINT}"
-            )
-        if isinstance(exc, httpx.TransportError):
-            return (
-                f"{action} failed: the connection to {self.server_url} broke mid-answer "
-                f"({type(exc).__name__}: {exc}); did the server die? check its log"
             )
         if isinstance(exc, openai.APIStatusError):
             return (
@@ -360,14 +353,11 @@ def openai_errors(openai: Any, error: type[EngineError]) -> ErrorMapping:
 
     ``APITimeoutError`` (the client's timeout), ``APIConnectionError`` (no server there),
     ``APIStatusError`` (an HTTP error status: 400 bad request, 404 unknown model, 5xx ...) and
-    ``APIError`` (an error event in the middle of a stream, or an unreadable response), and
-    httpx's ``TransportError`` (the connection broke while the answer streamed: a dead server).
+    ``APIError`` (an error event in the middle of a stream, or an unreadable response). A
+    connection that breaks while the answer streams (a server killed mid-answer) reaches us as
+    ``APIConnectionError`` too.
     """
-    import httpx  # openai's own transport
-
     return {
-        # A connection lost in the middle of a stream surfaces from httpx, unwrapped.
-        httpx.TransportError: error,
         openai.APITimeoutError: error,
         openai.APIConnectionError: error,
         openai.APIStatusError: error,
