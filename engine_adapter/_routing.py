@@ -16,10 +16,12 @@ how many of the prompt's leading blocks it holds (``None`` while its KV events a
   as ``affinity`` does.
 
   Precisely: when the best holder holds more than ``balance_blocks`` blocks beyond what every
-  replica holds, it wins. Otherwise no replica holds clearly more (a new prefix behind a system
-  header every replica holds, or nothing held at all), and rendezvous hashing on the first
-  block past that common part (at least ``affinity_blocks`` deep) decides: new prefixes spread
-  over replicas, and a prefix's later requests follow its first.
+  replica holds, or every full block of the prompt, it wins. Otherwise no replica holds clearly
+  more (a new prefix behind a system header every replica holds, or nothing held at all): the
+  replica holding the fewest blocks in all takes it, so new prefixes fill the replicas evenly,
+  and rendezvous hashing on the first block past the common part (at least ``affinity_blocks``
+  deep) breaks ties. Once there, a prefix's later requests follow it, since that replica now
+  holds clearly more.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Candidate:
     in_flight: int
     #: Leading blocks of the prompt it holds, by its KV events; ``None``: events unknown.
     held_blocks: int | None = None
+    #: Blocks its cache holds in all, by its KV events (0 when unknown).
+    resident_blocks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +109,21 @@ def decide(
         )
     held = {c.name: c.held_blocks or 0 for c in candidates}
     common, best = min(held.values()), max(held.values())
-    if best - common > balance_blocks:
-        # One replica holds clearly more: it goes first, the others by what they hold.
+    if best - common > balance_blocks or (best > common and best == len(hashes)):
+        # One replica holds clearly more, or all of a short prompt: it goes first, the others
+        # by what they hold.
         tie = key_of(hashes, best) or fallback_key
         ordered = sorted(held, key=lambda name: (held[name], _weight(tie, name)), reverse=True)
     else:
         # Nobody holds clearly more (a new prefix behind a header all hold, or none): the
+        # replica whose cache holds the fewest blocks takes it, so prefixes fill the replicas
+        # evenly -- hashing alone can give one replica five prefixes of eight. Ties: the
         # first block past what all hold keys a rendezvous, so new prefixes spread and a
         # prefix's later requests follow its first.
         depth = max(common + 1, affinity_blocks)
-        ordered = rendezvous_order(key_of(hashes, depth) or fallback_key, list(held))
+        ranked = rendezvous_order(key_of(hashes, depth) or fallback_key, list(held))
+        resident = {c.name: c.resident_blocks for c in candidates}
+        ordered = sorted(ranked, key=resident.__getitem__)  # stable: rendezvous breaks ties
     name = _first_open(ordered, open_)
     holder = ordered[0]
     if held[holder] > held[name]:

@@ -273,6 +273,7 @@ class RoutedEngine(Engine):
                     r.name,
                     r.in_flight,
                     r.blocks.leading(hashes) if r.events_known else None,
+                    len(r.blocks),
                 )
                 for r in live
             ]
