@@ -9,6 +9,7 @@ returns what has arrived so far.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +61,16 @@ class KVEventSubscriber:
         from vllm.distributed.kv_events import KVEventBatch
 
         self.endpoint = endpoint
-        self._context: Any = zmq.Context.instance()
+        # Our own context, not zmq's process-wide instance: closing the subscriber ends it.
+        self._context: Any = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         self._socket.connect(endpoint)
         self._socket.setsockopt_string(zmq.SUBSCRIBE, topic)
         self._decoder = msgspec.msgpack.Decoder(type=KVEventBatch)
         self._again = zmq.Again
         self._noblock = zmq.NOBLOCK
+        # A client dropped without close() must not leave an open context for zmq to warn about.
+        self._closer = weakref.finalize(self, _close, self._socket, self._context)
 
     def poll(self) -> list[KVEvent]:
         """Every event that has arrived, in order; never blocks."""
@@ -83,7 +87,12 @@ class KVEventSubscriber:
                     events.append(event)
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        self._closer()
+
+
+def _close(socket: Any, context: Any) -> None:
+    socket.close(linger=0)
+    context.term()
 
 
 def _convert(raw: Any) -> KVEvent | None:
