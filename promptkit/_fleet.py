@@ -94,7 +94,7 @@ class LocalFleet:
         num_blocks: int | None = None,
         max_model_len: int = 4096,
         log_dir: str | os.PathLike[str] | None = None,
-        start_timeout_s: float = 300.0,
+        start_timeout_s: float = 600.0,
         dev_mode: bool = True,
     ) -> None:
         if replicas < 1:
