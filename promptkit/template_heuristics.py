@@ -14,8 +14,15 @@ from dataclasses import dataclass
 
 from jinja2 import nodes
 
-from promptkit.segments import SegmentSpec, VariableSpec
-from promptkit.volatility import call_name, field_stability, root_name, volatile_sources
+from promptkit.segments import SegmentSpec, Stability, VariableSpec
+from promptkit.volatility import (
+    call_name,
+    field_stability,
+    live_field,
+    root_name,
+    self_and_all,
+    volatile_sources,
+)
 
 __all__ = ["Hint", "blank_edge_hints", "segment_hints"]
 
@@ -41,6 +48,8 @@ def segment_hints(
     if spec.stability.is_stable:
         yield from _volatile_calls(spec, body, tainted)
         yield from _serialization(spec, body)
+        yield from _live_sort_keys(spec, body)
+        yield from _history_windows(spec, body, variables)
     yield from _fields(spec, body, variables)
 
 
@@ -130,6 +139,7 @@ def _serialization(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
             )
         elif flt.name == "items" and id(flt) not in ordered:
             yield Hint("PK202", flt.lineno, f"|items in {where} {unordered}")
+    yield from _mapping_order(spec, body, ordered)
     for call in body.find_all(nodes.Call):
         name, shown = call_name(call)
         sort_keys = next((k.value for k in call.kwargs if k.key == "sort_keys"), None)
@@ -142,6 +152,150 @@ def _serialization(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
             )
         elif name in ("items", "keys", "values") and not call.args and id(call) not in ordered:
             yield Hint("PK202", call.lineno, f"{shown} in {where} {unordered}")
+
+
+#: Attributes that hold a mapping in the usual shapes (a JSON schema's ``properties``): joined,
+#: listed or looped over directly they follow the caller's key order.
+_MAPPING_ATTRS = frozenset(
+    {"properties", "parameters", "params", "headers", "metadata", "attributes", "fields", "kwargs"}
+)
+_ORDER_FILTERS = frozenset({"join", "list", "first", "last", "batch", "map", "string"})
+
+
+def _mapping_attr(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr) and node.attr in _MAPPING_ATTRS:
+        return node.attr
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and node.arg.value in _MAPPING_ATTRS
+    ):
+        return str(node.arg.value)
+    return None
+
+
+def _mapping_order(spec: SegmentSpec, body: nodes.Node, ordered: set[int]) -> Iterator[Hint]:
+    """PK202 for ``.properties`` and the like joined, listed or looped over unsorted."""
+    where = f"the {spec.stability.label} segment {spec.name!r}"
+    seen: list[nodes.Node] = []
+    for flt in body.find_all(nodes.Filter):
+        if flt.name in _ORDER_FILTERS and flt.node is not None and id(flt) not in ordered:
+            seen.append(flt.node)
+    seen += [loop.iter for loop in body.find_all(nodes.For)]
+    for node in seen:
+        attr = _mapping_attr(node)
+        if attr is not None and id(node) not in ordered:
+            yield Hint(
+                "PK202",
+                node.lineno,
+                f".{attr} is usually a mapping (a schema's parameters); in {where} its keys "
+                "come out in the caller's insertion order; sort them (|sort, |dictsort)",
+            )
+
+
+def _live_sort_keys(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
+    """PK203: stable content ordered by a field that changes every request."""
+    for flt in body.find_all(nodes.Filter):
+        if flt.name not in ("sort", "max", "min", "groupby"):
+            continue
+        keys = [k.value for k in flt.kwargs if k.key == "attribute"] + flt.args[:1]
+        for key in keys:
+            if not (isinstance(key, nodes.Const) and isinstance(key.value, str)):
+                continue
+            field = key.value.rsplit(".", 1)[-1]
+            if live_field(field):
+                yield Hint(
+                    "PK203",
+                    flt.lineno,
+                    f"|{flt.name}(attribute={key.value!r}) in the {spec.stability.label} segment "
+                    f"{spec.name!r} orders by a field that changes every request (a score, a "
+                    "counter, a last-used time), so the same items come out in another order; "
+                    "sort stable content by a fixed key (a name or id)",
+                )
+
+
+def _iter_root(node: nodes.Node) -> nodes.Node:
+    while isinstance(node, nodes.Filter | nodes.Getattr | nodes.Getitem | nodes.Call):
+        inner = node.node
+        if inner is None:
+            break
+        node = inner
+    return node
+
+
+def _negative(node: nodes.Node | None) -> bool:
+    if isinstance(node, nodes.Neg):
+        return True
+    return isinstance(node, nodes.Const) and isinstance(node.value, int) and node.value < 0
+
+
+def _from_the_end(node: nodes.Node) -> str | None:
+    """How ``node`` measures from the newest message, if it does."""
+    for item in self_and_all(node, nodes.Getitem):
+        arg = item.arg
+        if isinstance(arg, nodes.Slice) and _negative(arg.start):
+            return "a window over the newest items ([-N:])"
+        if _negative(arg):
+            return "the newest item ([-1])"
+    for flt in self_and_all(node, nodes.Filter):
+        if flt.name == "reverse":
+            return "|reverse"
+        if flt.name in ("length", "count"):
+            return f"|{flt.name}"
+        if flt.name == "last":
+            return "|last"
+    return None
+
+
+def _history_windows(
+    spec: SegmentSpec, body: nodes.Node, variables: Mapping[str, VariableSpec]
+) -> Iterator[Hint]:
+    """PK302: a ``turn`` history rendered so that turn N+1 rewrites what turn N printed."""
+    turn = {n for n, v in variables.items() if v.stability is Stability.TURN}
+    if not turn:
+        return
+    where = f"the {spec.stability.label} segment {spec.name!r}"
+    fix = (
+        "render every message as it first appeared, oldest first, and keep counts and windows "
+        "out of cached segments (put them in the request segment)"
+    )
+    loops = {id(loop.iter) for loop in body.find_all(nodes.For)}
+    for loop in body.find_all(nodes.For):
+        root = _iter_root(loop.iter)
+        if not (isinstance(root, nodes.Name) and root.name in turn):
+            continue
+        how = _from_the_end(loop.iter)
+        if how is None:
+            live = [
+                a.attr
+                for a in nodes.Output(loop.body).find_all(nodes.Getattr)
+                if isinstance(a.node, nodes.Name)
+                and a.node.name == "loop"
+                and a.attr in ("revindex", "revindex0", "length", "last")
+            ]
+            how = f"loop.{live[0]}" if live else None
+        if how is not None:
+            yield Hint(
+                "PK302",
+                loop.lineno,
+                f"the history {root.name!r} in {where} is rendered with {how}: every new turn "
+                f"rewrites earlier text, so no turn reuses the previous turn's cache; {fix}",
+                root.name,
+            )
+    for out in body.find_all(nodes.Output):
+        for child in out.nodes:
+            if isinstance(child, nodes.TemplateData) or id(child) in loops:
+                continue
+            root = _iter_root(child)
+            how = _from_the_end(child)
+            if isinstance(root, nodes.Name) and root.name in turn and how is not None:
+                yield Hint(
+                    "PK302",
+                    child.lineno,
+                    f"{where} prints {how} of the history {root.name!r}: it changes every turn "
+                    f"and rewrites the cached text after it; {fix}",
+                    root.name,
+                )
 
 
 def blank_edge_hints(

@@ -17,8 +17,15 @@ from pathlib import Path
 
 from promptkit.builder import PromptBuilder
 from promptkit.errors import LintConfigError, TemplateError
+from promptkit.lint._chat_check import chat_template_findings
 from promptkit.lint.config import LintConfig, load_config
-from promptkit.lint.engine import Report, discover, display_path, tokenizer_loader
+from promptkit.lint.engine import (
+    Report,
+    discover,
+    display_path,
+    is_chat_template,
+    tokenizer_loader,
+)
 from promptkit.lint.lockfile import Lock, LockEntry, read_lock, write_lock
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
@@ -180,7 +187,9 @@ def check_paths(
     update: bool = False,
 ) -> Report:
     """Check every template under ``paths``; with ``update``, rewrite their lock entries."""
-    files = [p for p in discover(paths, config=config, suffixes=(".j2",)) if p.suffix != ".py"]
+    discovered = discover(paths, config=config, suffixes=(".j2", ".jinja"))
+    files = [p for p in discovered if p.suffix != ".py" and not is_chat_template(p)]
+    chats = [p for p in discovered if is_chat_template(p)]
     lock_path = config.lock_path
     lock = read_lock(lock_path)
     load = tokenizer or tokenizer_loader(config)
@@ -207,8 +216,17 @@ def check_paths(
             if entry is not None:
                 fresh.templates[key] = entry
         findings += [f for f in found if config.enabled(f.rule)]
+    for path in chats:
+        shown = display_path(path)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            findings.append(Finding("PK001", shown, None, f"cannot read the file: {exc}"))
+            continue
+        found_chat = chat_template_findings(source, path=shown, tokenizer=load())
+        findings += [f for f in found_chat if config.enabled(f.rule)]
     if update:
         root = lock_path.parent
         fresh.templates = {k: v for k, v in fresh.templates.items() if (root / k).is_file()}
         write_lock(lock_path, fresh)
-    return Report(tuple(sorted(findings, key=lambda f: f.sort_key)), len(files))
+    return Report(tuple(sorted(findings, key=lambda f: f.sort_key)), len(files) + len(chats))

@@ -24,7 +24,14 @@ from promptkit.lint.template_rules import lint_template
 from promptkit.lint.whitespace import whitespace_findings
 from promptkit.tokenization import Tokenizer
 
-__all__ = ["Report", "discover", "display_path", "lint_paths", "tokenizer_loader"]
+__all__ = [
+    "Report",
+    "discover",
+    "display_path",
+    "is_chat_template",
+    "lint_paths",
+    "tokenizer_loader",
+]
 
 _WALKED_SUFFIXES = (".j2", ".jinja", ".py")
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "venv", "build", "dist"})
@@ -106,6 +113,11 @@ def tokenizer_loader(config: LintConfig) -> Callable[[], Tokenizer]:
     return load
 
 
+def is_chat_template(path: Path) -> bool:
+    """Whether ``path`` is a model chat template rather than a promptkit template."""
+    return path.suffix == ".jinja" or "chat_template" in path.name
+
+
 def _lint_file(path: Path, *, shown: str, prefix: PrefixPolicy | None) -> list[Finding]:
     try:
         # Bytes, not read_text: universal newlines would hide CRLF from PK402.
@@ -119,7 +131,7 @@ def _lint_file(path: Path, *, shown: str, prefix: PrefixPolicy | None) -> list[F
             return []  # comments in unrelated Python files are none of our business
     else:
         sups, bad = jinja_suppressions(source, path=shown)
-        if path.suffix == ".jinja" or "chat_template" in path.name:
+        if is_chat_template(path):
             findings = lint_chat_template(source, path=shown)
         else:
             findings = lint_template(source, path=shown, prefix=prefix)

@@ -136,8 +136,10 @@ Question: {{ question }}
 """
     samples = [{"settings": {"alpha": 1, "beta": 2}, "question": "Why?"}]
     _project(tmp_path, source, samples)
-    findings = [f for f in _check(tmp_path, tokenizer).active if f.rule == "PK701"]
-    assert findings and "order of object keys" in findings[0].message
+    findings = [f for f in _check(tmp_path, tokenizer).active if f.rule == "PK708"]
+    assert findings and "moves when dict key order changes: `settings` on line 7" in (
+        findings[0].message
+    )
     assert findings[0].line == 7  # the {{ key }} expression
 
 

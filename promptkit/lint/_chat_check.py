@@ -1,0 +1,80 @@
+"""``promptkit check`` for a model chat template (``*.jinja``): is a conversation append-only?
+
+A chat template that prints the turn count, the newest user message or a per-message index
+counted from the end in the system header rewrites the start of every prompt on every turn, so a
+multi-turn conversation never reuses its own cache. Statically that is a guess; here the
+template renders a conversation at turn N and at turn N+1 and the token ids of the first must
+be a prefix of the second's (PK702). The date is pinned twice, a day apart, to catch the clock
+however the template reaches it (PK103).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from promptkit.chat import ChatTemplate
+from promptkit.errors import TokenizationError
+from promptkit.lint.rules import Finding
+from promptkit.tokenization import Tokenizer, common_prefix
+
+__all__ = ["chat_template_findings"]
+
+_TURN_N = (
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Italy?"},
+)
+_TURN_N1 = (
+    *_TURN_N,
+    {"role": "assistant", "content": "Rome."},
+    {"role": "user", "content": "Thanks, and Spain?"},
+)
+
+
+def _ids(
+    template: ChatTemplate, messages: tuple[dict[str, str], ...], tokenizer: Tokenizer
+) -> list[int]:
+    text = template.render(messages, add_generation_prompt=False)
+    return list(tokenizer.encode(text).ids)
+
+
+def chat_template_findings(source: str, *, path: str, tokenizer: Tokenizer) -> list[Finding]:
+    """PK702 when turn N+1 does not extend turn N; PK103 when the date reaches the text."""
+    try:
+        template = ChatTemplate(source, name=path)
+        before = _ids(template, _TURN_N, tokenizer)
+        after = _ids(template, _TURN_N1, tokenizer)
+        next_day = ChatTemplate(
+            source, name=path, pinned_date=template.pinned_date + dt.timedelta(days=1)
+        )
+        dated = _ids(next_day, _TURN_N, tokenizer)
+    except TokenizationError as exc:
+        return [Finding("PK706", path, None, f"the chat template does not render: {exc}")]
+    findings: list[Finding] = []
+    # The last token of turn N may merge with what turn N+1 appends.
+    shared = common_prefix(before[:-1], after)
+    if shared < len(before) - 1:
+        findings.append(
+            Finding(
+                "PK702",
+                path,
+                None,
+                f"turn N+1 does not extend turn N: token #{shared} "
+                f"{tokenizer.decode([before[shared]])!r} became "
+                f"{tokenizer.decode([after[shared]])!r}; the template rewrites earlier text as "
+                "the conversation grows (a turn count, the newest message or a position counted "
+                "from the end printed before the history); print only what each message is",
+            )
+        )
+    if dated != before:
+        findings.append(
+            Finding(
+                "PK103",
+                path,
+                None,
+                "the rendered conversation changes when the date changes: every cached prefix "
+                "is lost at midnight; remove the date or pin it",
+            )
+        )
+    return findings

@@ -1,0 +1,293 @@
+"""Issue 13's corpus: every witness proven with the real builder, then recall and precision.
+
+Each case of :mod:`tests.stability_corpus` carries a production variation written by hand. The
+witness tests build the sample and the variation with promptkit's builder and the real tokenizer
+(and, for role templates, the model's chat template) and prove that a buster's stable prefix
+moves and a stable case's does not. The detection test gives ``promptkit lint``'s rules and
+``promptkit check``'s token checks only the sample, counts what they catch per kind, holds the
+totals to the acceptance bar (recall >= 0.95, precision >= 0.97) and checks that docs/lint.md
+shows exactly these numbers.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import os
+import pickle
+import random
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import time_machine
+
+from promptkit.builder import PromptBuilder
+from promptkit.chat import ChatTemplate
+from promptkit.lint._chat_check import chat_template_findings
+from promptkit.lint.prefix import PrefixPolicy
+from promptkit.lint.rules import Finding
+from promptkit.lint.samples import Fixtures
+from promptkit.lint.sources import lint_chat_template, lint_python
+from promptkit.lint.template_rules import lint_template
+from promptkit.lint.tokens import measure
+from promptkit.prompt import BuiltPrompt
+from promptkit.segments import Stability
+from promptkit.template import PromptTemplate
+from promptkit.template_analysis import TemplateAnalysis, analyze_source
+from promptkit.tokenization import Tokenizer
+from tests.stability_corpus import CASES, KINDS, T0, Case
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+BLOCK = 32
+#: Findings that are not about cache-busting (the corpus templates are short on purpose).
+_NOT_BUSTERS = frozenset({"PK601", "PK705", "PK707"})
+J2 = [c for c in CASES if c.fmt == "j2" and not c.hashseed]
+SETS = [c for c in CASES if c.hashseed]
+CHATS = [c for c in CASES if c.fmt == "jinja"]
+PYS = [c for c in CASES if c.fmt == "py"]
+
+
+def test_corpus_size_and_kinds() -> None:
+    busters = [c for c in CASES if c.busts]
+    assert len(busters) >= 40 and len(CASES) - len(busters) >= 25
+    assert {c.kind for c in CASES} == set(KINDS)
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+# -- witnesses ------------------------------------------------------------------------------
+
+
+def _unchecked(source: str, *, name: str) -> PromptTemplate:
+    """The template as a renderer without promptkit's load-time stability check would run it.
+
+    Some busters are now refused by the loader (the refusal is how they are caught); their
+    witness still has to show that the text, rendered, moves the prefix.
+    """
+
+    def lenient(*args: Any, **kwargs: Any) -> TemplateAnalysis:
+        found = analyze_source(*args, **kwargs)
+        kept = tuple(f for f in found.findings if f.rule not in ("PK104", "PK105"))
+        return TemplateAnalysis(
+            kept,
+            found.variables,
+            found.segments,
+            found.derived,
+            found.segment_variables,
+            found.reads,
+            found.literal_texts,
+        )
+
+    with mock.patch("promptkit.template.analyze_source", lenient):
+        return PromptTemplate(source, name=name)
+
+
+def _end(prompt: BuiltPrompt, case: Case) -> int:
+    if case.append:
+        ends = [s.token_end for s in prompt.segments if s.stability <= Stability.TURN]
+        return min(max(ends), prompt.stable_tokens) - 1
+    level = Stability.parse(case.level)
+    if level is Stability.REQUEST:
+        return prompt.stable_tokens
+    return max(s.token_end for s in prompt.segments if s.stability < level)
+
+
+@contextmanager
+def _at(clock: dt.datetime, seed: int) -> Iterator[None]:
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        with time_machine.travel(clock, tick=False):
+            yield
+    finally:
+        random.setstate(state)
+
+
+def _moves(a: BuiltPrompt, b: BuiltPrompt, case: Case) -> bool:
+    end = _end(a, case)
+    assert end > 0
+    return a.token_ids[:end] != b.token_ids[:end]
+
+
+@pytest.mark.parametrize("case", J2, ids=[c.name for c in J2])
+def test_template_witness(case: Case, builder: PromptBuilder) -> None:
+    template = _unchecked(case.source, name=case.name)
+    with _at(T0, 0):
+        a = builder.build(template, case.sample)
+    with _at(case.alt_clock or T0, 1):
+        b = builder.build(template, case.alt if case.alt is not None else case.sample)
+    assert _moves(a, b, case) is case.busts
+
+
+_HASHSEED_SCRIPT = """
+import pickle, sys, json
+from promptkit.builder import PromptBuilder
+from promptkit.template import PromptTemplate
+from promptkit.tokenization import Tokenizer
+cases = pickle.loads(sys.stdin.buffer.read())
+builder = PromptBuilder(Tokenizer.from_dir(sys.argv[1]), block_size=32)
+out = {}
+for name, source, sample in cases:
+    p = builder.build(PromptTemplate(source, name=name), sample)
+    out[name] = list(p.token_ids[: p.stable_tokens])
+print(json.dumps(out))
+"""
+
+
+def test_set_witnesses_under_other_hash_seeds(model_dir: Path) -> None:
+    """Sets are rebuilt in fresh interpreters with other PYTHONHASHSEEDs, as production does."""
+    payload = pickle.dumps([(c.name, c.source, c.sample) for c in SETS])
+    runs = []
+    for seed in range(4):
+        env = dict(os.environ, PYTHONHASHSEED=str(seed), PYTHONPATH=str(ROOT))
+        done = subprocess.run(
+            [sys.executable, "-c", _HASHSEED_SCRIPT, str(model_dir)],
+            input=payload,
+            capture_output=True,
+            env=env,
+            check=True,
+            timeout=300,
+        )
+        runs.append(json.loads(done.stdout))
+    for case in SETS:
+        variants = {tuple(run[case.name]) for run in runs}
+        assert (len(variants) > 1) is case.busts, case.name
+
+
+_TURN_N = [
+    {"role": "system", "content": "You answer questions about routers."},
+    {"role": "user", "content": "It reboots at night."},
+    {"role": "assistant", "content": "That is the nightly maintenance window."},
+    {"role": "user", "content": "Can I turn it off?"},
+]
+_TURN_N1 = [
+    *_TURN_N,
+    {"role": "assistant", "content": "Yes, under Settings."},
+    {"role": "user", "content": "Where exactly?"},
+]
+
+
+@pytest.mark.parametrize("case", CHATS, ids=[c.name for c in CHATS])
+def test_chat_template_witness(case: Case, tokenizer: Tokenizer) -> None:
+    chat = ChatTemplate(case.source)
+    before = tokenizer.encode(chat.render(_TURN_N, add_generation_prompt=False)).ids
+    after = tokenizer.encode(chat.render(_TURN_N1, add_generation_prompt=False)).ids
+    end = len(before) - 1
+    assert (list(after[:end]) != list(before[:end])) is case.busts
+
+
+@pytest.mark.parametrize("case", PYS, ids=[c.name for c in PYS])
+def test_python_witness(case: Case, builder: PromptBuilder) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(case.source, case.name, "exec"), namespace)  # the corpus's own module
+    template = namespace["TEMPLATE"]
+    with _at(T0, 0):
+        a = builder.build(template, namespace["variables"]("Why?"))
+    with _at(T0 + dt.timedelta(days=1), 1):
+        b = builder.build(template, namespace["variables"]("Why?"))
+    assert _moves(a, b, case) is case.busts
+
+
+# -- detection ------------------------------------------------------------------------------
+
+
+def detect(case: Case, *, builder: PromptBuilder) -> list[Finding]:
+    """What `promptkit lint` and `promptkit check` report for a case, given only its sample."""
+    path = f"{case.name}.{case.fmt}"
+    if case.fmt == "py":
+        found = lint_python(case.source, path=path)
+    elif case.fmt == "jinja":
+        found = lint_chat_template(case.source, path=path)
+        found += chat_template_findings(case.source, path=path, tokenizer=builder.tokenizer)
+    else:
+        found = lint_template(case.source, path=path)
+        if not any(f.rule == "PK001" or f.rule in ("PK104", "PK105", "PK301") for f in found):
+            policy = PrefixPolicy(tokenizer=lambda: builder.tokenizer, block_size=BLOCK)
+            template = PromptTemplate(case.source, name=path)
+            fixtures = Fixtures((case.sample,))
+            found += measure(template, fixtures, builder=builder, policy=policy).findings
+    return [f for f in found if f.rule not in _NOT_BUSTERS]
+
+
+def score(builder: PromptBuilder) -> dict[str, dict[str, int]]:
+    """Per kind: busters caught (tp) and missed (fn), stable cases flagged (fp) and clean (tn)."""
+    table = {kind: {"tp": 0, "fn": 0, "fp": 0, "tn": 0} for kind in KINDS}
+    for case in CASES:
+        flagged = bool(detect(case, builder=builder))
+        key = ("tp" if flagged else "fn") if case.busts else ("fp" if flagged else "tn")
+        table[case.kind][key] += 1
+    return table
+
+
+def _ratio(num: int, den: int) -> str:
+    return f"{num / den:.2f}" if den else "n/a"
+
+
+def table_markdown(table: dict[str, dict[str, int]]) -> str:
+    rows = [
+        "| kind | busters | caught | stable | flagged | recall | precision |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    total = {"tp": 0, "fn": 0, "fp": 0, "tn": 0}
+    for kind, n in table.items():
+        for k in total:
+            total[k] += n[k]
+        rows.append(
+            f"| {kind} | {n['tp'] + n['fn']} | {n['tp']} | {n['fp'] + n['tn']} | {n['fp']} | "
+            f"{_ratio(n['tp'], n['tp'] + n['fn'])} | {_ratio(n['tp'], n['tp'] + n['fp'])} |"
+        )
+    t = total
+    rows.append(
+        f"| **all** | {t['tp'] + t['fn']} | {t['tp']} | {t['fp'] + t['tn']} | {t['fp']} | "
+        f"{_ratio(t['tp'], t['tp'] + t['fn'])} | {_ratio(t['tp'], t['tp'] + t['fp'])} |"
+    )
+    return "\n".join(rows) + "\n"
+
+
+_BEGIN = "<!-- stability-corpus-table:begin -->\n"
+_END = "<!-- stability-corpus-table:end -->"
+
+
+def test_recall_precision_and_docs_table(builder: PromptBuilder) -> None:
+    table = score(builder)
+    tp = sum(n["tp"] for n in table.values())
+    fn = sum(n["fn"] for n in table.values())
+    fp = sum(n["fp"] for n in table.values())
+    assert tp / (tp + fn) >= 0.95, table
+    assert tp / (tp + fp) >= 0.97, table
+    docs = (ROOT / "docs" / "lint.md").read_text(encoding="utf-8")
+    shown = docs.split(_BEGIN, 1)[1].split(_END, 1)[0] if _BEGIN in docs else ""
+    expected = table_markdown(table)
+    if os.environ.get("PROMPTKIT_UPDATE_DOCS"):
+        start, rest = docs.split(_BEGIN, 1)
+        (ROOT / "docs" / "lint.md").write_text(
+            start + _BEGIN + expected + _END + rest.split(_END, 1)[1], encoding="utf-8"
+        )
+        return
+    assert shown == expected, (
+        "docs/lint.md's corpus table is stale; run PROMPTKIT_UPDATE_DOCS=1 pytest "
+        "tests/lint/test_stability_corpus.py"
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case_detection(case: Case, builder: PromptBuilder) -> None:
+    """Per case, so a regression names the case (the totals above allow a miss or two)."""
+    found = detect(case, builder=builder)
+    shown = [f"{f.rule} {f.line} {f.message}" for f in found]
+    if case.busts:
+        assert found, f"{case.name}: not caught"
+    else:
+        assert not found, shown
+
+
+def test_python_corpus_cases_parse() -> None:
+    for case in PYS:
+        ast.parse(textwrap.dedent(case.source))
