@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from promptkit.builder import PromptBuilder
-from promptkit.errors import LintConfigError, TemplateError
+from promptkit.errors import LintConfigError, PromptkitError, TemplateError
 from promptkit.lint._chat_check import chat_template_findings
 from promptkit.lint.config import LintConfig, load_config
 from promptkit.lint.engine import (
@@ -29,7 +29,7 @@ from promptkit.lint.engine import (
 from promptkit.lint.lockfile import Lock, LockEntry, read_lock, write_lock
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
-from promptkit.lint.samples import load_fixtures, samples_path
+from promptkit.lint.samples import load_fixtures, samples_path, synthesized_fixtures
 from promptkit.lint.tokens import divergence, first_difference, measure
 from promptkit.prompt import BuiltPrompt
 from promptkit.template import PromptTemplate
@@ -139,12 +139,6 @@ def check_template(
     """
     approve = approve or _update_command(shown)
     fixtures_file = samples_path(path)
-    if not fixtures_file.is_file():
-        message = (
-            f"no fixtures: add {fixtures_file.name} next to the template with a list of "
-            "variable objects (see docs/lint.md, promptkit check)"
-        )
-        return [Finding("PK707", shown, None, message)], None
     try:
         source = path.read_text(encoding="utf-8")
         template = PromptTemplate(source, name=shown)
@@ -152,7 +146,20 @@ def check_template(
         line = getattr(exc, "line", None)
         detail = getattr(exc, "detail", None) or str(exc)
         return [Finding("PK706", shown, line, f"the template does not load: {detail}")], None
-    measured = measure(template, load_fixtures(fixtures_file), builder=builder, policy=policy)
+    if fixtures_file.is_file():
+        fixtures = load_fixtures(fixtures_file)
+    else:
+        fixtures = synthesized_fixtures(template)
+        try:
+            builder.build(template, fixtures.samples[0])
+        except PromptkitError as exc:
+            message = (
+                f"no fixtures, and samples made from the declared variables do not render "
+                f"({exc}): add {fixtures_file.name} next to the template with a list of "
+                "variable objects (see docs/lint.md, promptkit check)"
+            )
+            return [Finding("PK707", shown, None, message)], None
+    measured = measure(template, fixtures, builder=builder, policy=policy)
     findings = list(measured.findings)
     if not measured.prompts or any(f.rule == "PK706" for f in findings):
         return findings, None

@@ -118,7 +118,9 @@ def is_chat_template(path: Path) -> bool:
     return path.suffix == ".jinja" or "chat_template" in path.name
 
 
-def _lint_file(path: Path, *, shown: str, prefix: PrefixPolicy | None) -> list[Finding]:
+def _lint_file(
+    path: Path, *, shown: str, prefix: PrefixPolicy | None, config: LintConfig
+) -> list[Finding]:
     try:
         # Bytes, not read_text: universal newlines would hide CRLF from PK402.
         source = path.read_bytes().decode("utf-8")
@@ -134,7 +136,13 @@ def _lint_file(path: Path, *, shown: str, prefix: PrefixPolicy | None) -> list[F
         if is_chat_template(path):
             findings = lint_chat_template(source, path=shown)
         else:
-            findings = lint_template(source, path=shown, prefix=prefix)
+            findings = lint_template(
+                source,
+                path=shown,
+                prefix=prefix,
+                declared=config.declared,
+                directory=path.resolve().parent,
+            )
         findings += whitespace_findings(source, path=shown)
     return apply_suppressions(findings, sups) + bad
 
@@ -158,6 +166,8 @@ def lint_paths(
     for path in files:
         shown = display_path(path)
         findings += [
-            f for f in _lint_file(path, shown=shown, prefix=prefix) if config.enabled(f.rule)
+            f
+            for f in _lint_file(path, shown=shown, prefix=prefix, config=config)
+            if config.enabled(f.rule)
         ]
     return Report(tuple(sorted(findings, key=lambda f: f.sort_key)), len(files))

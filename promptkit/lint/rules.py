@@ -59,6 +59,7 @@ RULES: dict[str, Rule] = {
         Rule("PK202", "unordered-iteration", _W, "dict iteration order in a stable segment"),
         Rule("PK203", "volatile-sort-key", _W, "stable content sorted by a live score or counter"),
         Rule("PK301", "segment-order", _E, "a less stable segment before a more stable one"),
+        Rule("PK302", "history-not-append-only", _E, "history rendered so each turn rewrites it"),
         Rule("PK401", "trailing-whitespace", _W, "trailing spaces or tabs"),
         Rule("PK402", "crlf", _W, "CRLF line endings"),
         Rule("PK403", "mixed-indentation", _W, "tabs and spaces mixed in indentation"),
