@@ -74,8 +74,9 @@ def run(repeat: int) -> str:
             )
     return (
         "\n".join(rows)
-        + f"\n\nSlowest template: {worst * 1000:.0f} ms. Tokenizer load with its imports (once per run, not in "
-        f"the table): {load * 1000:.0f} ms. Median of {repeat} runs on {platform.machine()}, "
+        + f"\n\nSlowest template: {worst * 1000:.0f} ms. Tokenizer load with its imports (once "
+        f"per run, not in the table): {load * 1000:.0f} ms. Median of {repeat} runs on "
+        f"{platform.machine()}, "
         f"Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())} (a shared 2-core machine: other jobs "
         "were running).\n"

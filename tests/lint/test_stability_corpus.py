@@ -40,7 +40,7 @@ from promptkit.lint.template_rules import lint_template
 from promptkit.lint.tokens import measure
 from promptkit.prompt import BuiltPrompt
 from promptkit.segments import Stability
-from promptkit.template import PromptTemplate
+from promptkit.template import PromptTemplate, RenderedSegment
 from promptkit.template_analysis import TemplateAnalysis, analyze_source
 from promptkit.tokenization import Tokenizer
 from tests.stability_corpus import CASES, KINDS, T0, Case
@@ -128,27 +128,21 @@ def test_template_witness(case: Case, builder: PromptBuilder) -> None:
 
 _HASHSEED_SCRIPT = """
 import pickle, sys, json
-from promptkit.builder import PromptBuilder
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import Tokenizer
+from promptkit.template import PromptTemplate, RenderedSegment
 cases = pickle.loads(sys.stdin.buffer.read())
-builder = PromptBuilder(Tokenizer.from_dir(sys.argv[1]), block_size=32)
-out = {}
-for name, source, sample in cases:
-    p = builder.build(PromptTemplate(source, name=name), sample)
-    out[name] = list(p.token_ids[: p.stable_tokens])
-print(json.dumps(out))
+print(json.dumps({n: [s.text for s in PromptTemplate(src, name=n).render(v)] for n, src, v in cases}))
 """
 
 
-def test_set_witnesses_under_other_hash_seeds(model_dir: Path) -> None:
-    """Sets are rebuilt in fresh interpreters with other PYTHONHASHSEEDs, as production does."""
+def test_set_witnesses_under_other_hash_seeds(builder: PromptBuilder) -> None:
+    """Sets are rebuilt in fresh interpreters with other PYTHONHASHSEEDs, as production does;
+    the segments they render there are tokenized here by the builder."""
     payload = pickle.dumps([(c.name, c.source, c.sample) for c in SETS])
     runs = []
     for seed in range(4):
         env = dict(os.environ, PYTHONHASHSEED=str(seed), PYTHONPATH=str(ROOT))
         done = subprocess.run(
-            [sys.executable, "-c", _HASHSEED_SCRIPT, str(model_dir)],
+            [sys.executable, "-c", _HASHSEED_SCRIPT],
             input=payload,
             capture_output=True,
             env=env,
@@ -157,8 +151,16 @@ def test_set_witnesses_under_other_hash_seeds(model_dir: Path) -> None:
         )
         runs.append(json.loads(done.stdout))
     for case in SETS:
-        variants = {tuple(run[case.name]) for run in runs}
-        assert (len(variants) > 1) is case.busts, case.name
+        template = PromptTemplate(case.source, name=case.name)
+        prefixes = set()
+        for run in runs:
+            texts = run[case.name]
+            rendered = [
+                RenderedSegment(s, t) for s, t in zip(template.segments, texts, strict=True)
+            ]
+            prompt = builder.build_rendered(template, rendered, case.sample)
+            prefixes.add(prompt.token_ids[: prompt.stable_tokens])
+        assert (len(prefixes) > 1) is case.busts, case.name
 
 
 _TURN_N = [
