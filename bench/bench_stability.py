@@ -1,9 +1,9 @@
 """Time per template of ``promptkit check``'s token checks, the metamorphic check included.
 
-Run: ``python -m bench.bench_stability [--docs]`` (no engine). The tokenizer is loaded first and
-not counted: a pre-commit hook pays it once per run. Each template is measured ``--repeat``
-times with its samples file (or samples made from its declared variables); the median is shown.
-``--docs`` writes the table into docs/lint.md ("Measured speed").
+Run: ``python -m promptkit_bench.bench_stability [--docs]`` (no engine). The tokenizer is
+loaded first and not counted: a pre-commit hook pays it once per run. Each template is
+measured ``--repeat`` times with its samples file (or samples made from its declared
+variables); the median is shown. ``--docs`` writes the table into docs/lint.md.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import statistics
 import time
 from pathlib import Path
 
-from promptkit.builder import PromptBuilder
+from promptkit._builder import PromptBuilder
+from promptkit._model_store import resolve_model_dir
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import Tokenizer
 from promptkit.errors import PromptkitError
 from promptkit.lint._metamorphic import metamorphic_findings
 from promptkit.lint.config import DEFAULT_BLOCK_SIZE
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.samples import load_fixtures, samples_path, synthesized_fixtures
 from promptkit.lint.tokens import measure
-from promptkit.model_store import resolve_model_dir
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRS = (ROOT / "templates", ROOT / "bench" / "templates")

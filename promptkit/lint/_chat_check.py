@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from promptkit.chat import ChatTemplate
+from promptkit._chat_template import ChatTemplate
+from promptkit._tokenization import Tokenizer, common_prefix
 from promptkit.errors import TokenizationError
 from promptkit.lint.rules import Finding
-from promptkit.tokenization import Tokenizer, common_prefix
 
 __all__ = ["chat_template_findings"]
 

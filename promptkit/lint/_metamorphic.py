@@ -16,7 +16,7 @@ of the prompt the perturbation must not touch:
   must be a prefix of turn N+1's (append-only).
 
 Prompts are built with the real tokenizer and, for role templates, the model's chat template.
-The first moved token is told in template terms by :func:`promptkit.explain.locate_token`:
+The first moved token is told in template terms by :func:`promptkit._explain.locate_token`:
 "moves when dict key order changes: `profile` on line 7".
 """
 
@@ -31,15 +31,15 @@ from typing import Any
 
 import time_machine
 
-from promptkit.builder import PromptBuilder
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._explain import locate_token
+from promptkit._segments import Stability
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import common_prefix
 from promptkit.errors import PromptkitError
-from promptkit.explain import locate_token
 from promptkit.lint import _perturb as perturb
 from promptkit.lint.rules import Finding
-from promptkit.prompt import BuiltPrompt
-from promptkit.segments import Stability
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import common_prefix
 
 __all__ = ["CLOCK", "Probe", "frozen", "metamorphic_findings", "probes"]
 

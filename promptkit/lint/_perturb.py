@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from promptkit.volatility import live_field
+from promptkit._volatility import live_field
 
 __all__ = [
     "UNORDERED_NAMES",

@@ -19,7 +19,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from promptkit.volatility import VOLATILE_CALLS
+from promptkit._volatility import VOLATILE_CALLS
 
 __all__ = ["Splice", "reaches_prompt", "volatile_splices"]
 

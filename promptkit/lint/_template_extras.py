@@ -19,9 +19,9 @@ from typing import Any
 from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
+from promptkit._segments import SegmentSpec, VariableSpec
+from promptkit._templating.heuristics import Hint, segment_hints
 from promptkit.lint.config import Declared
-from promptkit.segments import SegmentSpec, VariableSpec
-from promptkit.template_heuristics import Hint, segment_hints
 
 __all__ = ["declare", "extra_hints"]
 

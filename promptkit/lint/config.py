@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from promptkit._segments import Stability
 from promptkit.errors import LintConfigError
 from promptkit.lint.rules import RULES
-from promptkit.segments import Stability
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "Declared", "LintConfig", "find_pyproject", "load_config"]
 

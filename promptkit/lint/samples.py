@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptkit._segments import Stability
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit.errors import LintConfigError
-from promptkit.segments import Stability
-from promptkit.template import PromptTemplate
 
 __all__ = ["Fixtures", "load_fixtures", "samples_path", "synthesized_fixtures"]
 

@@ -18,14 +18,14 @@ from pathlib import Path
 from jinja2 import Environment
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
-from promptkit.chat import ChatTemplate
-from promptkit.environment import template_environment
+from promptkit._chat_template import ChatTemplate
+from promptkit._templating.analysis import analyze_source
+from promptkit._templating.environment import template_environment
 from promptkit.errors import TokenizationError
 from promptkit.lint._python_flow import reaches_prompt, volatile_splices
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
 from promptkit.lint.template_rules import lint_template
-from promptkit.template_analysis import analyze_source
 
 __all__ = ["lint_chat_template", "lint_python"]
 

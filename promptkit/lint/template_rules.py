@@ -1,6 +1,6 @@
 """Lint rules over one promptkit template: the template analysis's findings, all of them.
 
-The checks themselves live in :mod:`promptkit.template_analysis`, which the loader runs too:
+The checks themselves live in :mod:`promptkit._templating.analysis`, which the loader runs too:
 :class:`PromptTemplate` stops at the first finding that blocks loading, lint reports every
 finding under its rule id. Lint also follows includes and holds declared filters and globals to
 their class (:mod:`promptkit.lint._template_extras`). A template that loads is measured for
@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from promptkit.environment import template_environment
+from promptkit._templating.analysis import analyze_source
+from promptkit._templating.environment import template_environment
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit.lint._template_extras import declare, extra_hints
 from promptkit.lint.config import Declared
 from promptkit.lint.prefix import PrefixPolicy, literal_prefix_findings
 from promptkit.lint.rules import Finding
-from promptkit.template import PromptTemplate
-from promptkit.template_analysis import analyze_source
 
 __all__ = ["lint_template"]
 

@@ -29,8 +29,13 @@ from unittest import mock
 import pytest
 import time_machine
 
-from promptkit.builder import PromptBuilder
-from promptkit.chat import ChatTemplate
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._chat_template import ChatTemplate
+from promptkit._segments import Stability
+from promptkit._templating.analysis import TemplateAnalysis, analyze_source
+from promptkit._templating.prompt_template import PromptTemplate, RenderedSegment
+from promptkit._tokenization import Tokenizer
 from promptkit.lint._chat_check import chat_template_findings
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
@@ -38,11 +43,6 @@ from promptkit.lint.samples import Fixtures
 from promptkit.lint.sources import lint_chat_template, lint_python
 from promptkit.lint.template_rules import lint_template
 from promptkit.lint.tokens import measure
-from promptkit.prompt import BuiltPrompt
-from promptkit.segments import Stability
-from promptkit.template import PromptTemplate, RenderedSegment
-from promptkit.template_analysis import TemplateAnalysis, analyze_source
-from promptkit.tokenization import Tokenizer
 from tests.stability_corpus import CASES, KINDS, T0, Case
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -85,7 +85,7 @@ def _unchecked(source: str, *, name: str) -> PromptTemplate:
             found.literal_texts,
         )
 
-    with mock.patch("promptkit.template.analyze_source", lenient):
+    with mock.patch("promptkit._templating.prompt_template.analyze_source", lenient):
         return PromptTemplate(source, name=name)
 
 
@@ -128,7 +128,7 @@ def test_template_witness(case: Case, builder: PromptBuilder) -> None:
 
 _HASHSEED_SCRIPT = """
 import pickle, sys, json
-from promptkit.template import PromptTemplate, RenderedSegment
+from promptkit._templating.prompt_template import PromptTemplate, RenderedSegment
 cases = pickle.loads(sys.stdin.buffer.read())
 print(json.dumps({n: [s.text for s in PromptTemplate(src, name=n).render(v)] for n, src, v in cases}))
 """
