@@ -27,6 +27,8 @@ COVERED_BY = {
     "promptkit/_templating/derived_names.py": "tests/templating/test_analysis.py",
     "promptkit/_templating/finder.py": "tests/test_builder.py",
     "promptkit/_templating/heuristics.py": "tests/templating/test_analysis.py",
+    "promptkit/_templating/hint.py": "tests/templating/test_analysis.py",
+    "promptkit/_templating/history_hints.py": "tests/lint/test_stability_corpus.py",
     "promptkit/_tools.py": "tests/test_conversation.py",
     "promptkit/_volatility.py": "tests/lint/test_lint_corpus.py",
     "promptkit/cli/__main__.py": "tests/cli/test_cli.py",

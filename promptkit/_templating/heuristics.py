@@ -10,31 +10,21 @@ functions about each segment; they only read ``jinja2.nodes``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from jinja2 import nodes
 
-from promptkit._segments import SegmentSpec, Stability, VariableSpec
+from promptkit._segments import SegmentSpec, VariableSpec
+from promptkit._templating.hint import Hint
+from promptkit._templating.history_hints import history_hints
 from promptkit._volatility import (
     call_name,
     field_stability,
     live_field,
     root_name,
-    self_and_all,
     volatile_sources,
 )
 
 __all__ = ["Hint", "blank_edge_hints", "segment_hints"]
-
-
-@dataclass(frozen=True, slots=True)
-class Hint:
-    """A heuristic finding: rule id, line, message and the variable it is about."""
-
-    rule: str
-    line: int
-    message: str
-    variable: str | None = None
 
 
 def segment_hints(
@@ -49,7 +39,7 @@ def segment_hints(
         yield from _volatile_calls(spec, body, tainted)
         yield from _serialization(spec, body)
         yield from _live_sort_keys(spec, body)
-        yield from _history_windows(spec, body, variables)
+        yield from history_hints(spec, body, variables)
     yield from _fields(spec, body, variables)
 
 
@@ -211,90 +201,6 @@ def _live_sort_keys(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
                     f"{spec.name!r} orders by a field that changes every request (a score, a "
                     "counter, a last-used time), so the same items come out in another order; "
                     "sort stable content by a fixed key (a name or id)",
-                )
-
-
-def _iter_root(node: nodes.Node) -> nodes.Node:
-    while isinstance(node, nodes.Filter | nodes.Getattr | nodes.Getitem | nodes.Call):
-        inner = node.node
-        if inner is None:
-            break
-        node = inner
-    return node
-
-
-def _negative(node: nodes.Node | None) -> bool:
-    if isinstance(node, nodes.Neg):
-        return True
-    return isinstance(node, nodes.Const) and isinstance(node.value, int) and node.value < 0
-
-
-def _from_the_end(node: nodes.Node) -> str | None:
-    """How ``node`` measures from the newest message, if it does."""
-    for item in self_and_all(node, nodes.Getitem):
-        arg = item.arg
-        if isinstance(arg, nodes.Slice) and _negative(arg.start):
-            return "a window over the newest items ([-N:])"
-        if _negative(arg):
-            return "the newest item ([-1])"
-    for flt in self_and_all(node, nodes.Filter):
-        if flt.name == "reverse":
-            return "|reverse"
-        if flt.name in ("length", "count"):
-            return f"|{flt.name}"
-        if flt.name == "last":
-            return "|last"
-    return None
-
-
-def _history_windows(
-    spec: SegmentSpec, body: nodes.Node, variables: Mapping[str, VariableSpec]
-) -> Iterator[Hint]:
-    """PK302: a ``turn`` history rendered so that turn N+1 rewrites what turn N printed."""
-    turn = {n for n, v in variables.items() if v.stability is Stability.TURN}
-    if not turn:
-        return
-    where = f"the {spec.stability.label} segment {spec.name!r}"
-    fix = (
-        "render every message as it first appeared, oldest first, and keep counts and windows "
-        "out of cached segments (put them in the request segment)"
-    )
-    loops = {id(loop.iter) for loop in body.find_all(nodes.For)}
-    for loop in body.find_all(nodes.For):
-        root = _iter_root(loop.iter)
-        if not (isinstance(root, nodes.Name) and root.name in turn):
-            continue
-        how = _from_the_end(loop.iter)
-        if how is None:
-            live = [
-                a.attr
-                for a in nodes.Output(loop.body).find_all(nodes.Getattr)
-                if isinstance(a.node, nodes.Name)
-                and a.node.name == "loop"
-                and a.attr in ("revindex", "revindex0", "length", "last")
-            ]
-            how = f"loop.{live[0]}" if live else None
-        if how is not None:
-            yield Hint(
-                "PK302",
-                loop.lineno,
-                f"the history {root.name!r} in {where} is rendered with {how}: every new turn "
-                f"rewrites earlier text, so no turn reuses the previous turn's cache; {fix}",
-                root.name,
-            )
-    for out in body.find_all(nodes.Output):
-        for child in out.nodes:
-            if isinstance(child, nodes.TemplateData) or id(child) in loops:
-                continue
-            root = _iter_root(child)
-            how = _from_the_end(child)
-            if isinstance(root, nodes.Name) and root.name in turn and how is not None:
-                yield Hint(
-                    "PK302",
-                    child.lineno,
-                    f"{where} prints {how} of the history {root.name!r}: it changes every turn "
-                    f"and rewrites the cached text after it; {fix}",
-                    root.name,
                 )
 
 
