@@ -16,10 +16,11 @@ from promptkit._segments import SegmentSpec, Stability, VariableSpec
 from promptkit._templating.hint import Hint
 from promptkit._volatility import self_and_all
 
-__all__ = ["history_hints"]
+__all__ = ["from_the_end", "history_hints", "iter_root"]
 
 
-def _iter_root(node: nodes.Node) -> nodes.Node:
+def iter_root(node: nodes.Node) -> nodes.Node:
+    """The name an expression's filters, attributes, items and calls start from."""
     while isinstance(node, nodes.Filter | nodes.Getattr | nodes.Getitem | nodes.Call):
         inner = node.node
         if inner is None:
@@ -34,7 +35,7 @@ def _negative(node: nodes.Node | None) -> bool:
     return isinstance(node, nodes.Const) and isinstance(node.value, int) and node.value < 0
 
 
-def _from_the_end(node: nodes.Node) -> str | None:
+def from_the_end(node: nodes.Node) -> str | None:
     """How ``node`` measures from the newest message, if it does."""
     for item in self_and_all(node, nodes.Getitem):
         arg = item.arg
@@ -66,10 +67,10 @@ def history_hints(
     )
     loops = {id(loop.iter) for loop in body.find_all(nodes.For)}
     for loop in body.find_all(nodes.For):
-        root = _iter_root(loop.iter)
+        root = iter_root(loop.iter)
         if not (isinstance(root, nodes.Name) and root.name in turn):
             continue
-        how = _from_the_end(loop.iter)
+        how = from_the_end(loop.iter)
         if how is None:
             live = [
                 a.attr
@@ -91,8 +92,8 @@ def history_hints(
         for child in out.nodes:
             if isinstance(child, nodes.TemplateData) or id(child) in loops:
                 continue
-            root = _iter_root(child)
-            how = _from_the_end(child)
+            root = iter_root(child)
+            how = from_the_end(child)
             if isinstance(root, nodes.Name) and root.name in turn and how is not None:
                 yield Hint(
                     "PK302",

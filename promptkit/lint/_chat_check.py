@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jinja2 import Environment, nodes
+from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
+from jinja2.ext import loopcontrols
+
 from promptkit._chat_template import ChatTemplate
+from promptkit._templating.history_hints import from_the_end, iter_root
 from promptkit._tokenization import Tokenizer, common_prefix
 from promptkit.errors import TokenizationError
 from promptkit.lint.rules import Finding
 
-__all__ = ["chat_template_findings"]
+__all__ = ["chat_history_findings", "chat_template_findings"]
 
 _TURN_N = (
     {"role": "system", "content": "You are a helpful assistant."},
@@ -77,4 +82,63 @@ def chat_template_findings(source: str, *, path: str, tokenizer: Tokenizer) -> l
                 "is lost at midnight; remove the date or pin it",
             )
         )
+    return findings
+
+
+_LOOP_FROM_END = frozenset({"revindex", "revindex0", "length"})
+
+
+def _how(expr: nodes.Node, moving: set[str]) -> str | None:
+    """How a printed expression depends on the conversation's length, if it does."""
+    for sub in [expr, *expr.find_all((nodes.Filter, nodes.Getitem))]:
+        root = iter_root(sub)
+        how = from_the_end(sub)
+        if isinstance(root, nodes.Name) and root.name == "messages" and how is not None:
+            return f"{how} of messages"
+    for attr in [expr, *expr.find_all(nodes.Getattr)]:
+        if (
+            isinstance(attr, nodes.Getattr)
+            and isinstance(attr.node, nodes.Name)
+            and attr.node.name == "loop"
+            and attr.attr in _LOOP_FROM_END
+        ):
+            return f"loop.{attr.attr}"
+    names = [expr] if isinstance(expr, nodes.Name) else list(expr.find_all(nodes.Name))
+    return next(
+        (f"{n.name!r} (set from the newest message or count)" for n in names if n.name in moving),
+        None,
+    )
+
+
+def chat_history_findings(source: str, *, path: str) -> list[Finding]:
+    """PK302: a chat template that prints the message count, the newest message or a position
+    counted from the end -- text that every new turn rewrites."""
+    env = Environment(extensions=[loopcontrols])
+    env.add_extension("jinja2.ext.do")
+    try:
+        ast = env.parse(source)
+    except JinjaSyntaxError:
+        return []  # {% generation %} and the like: the rendering check still runs
+    moving: set[str] = set()
+    for _ in range(3):
+        for assign in ast.find_all(nodes.Assign):
+            if isinstance(assign.target, nodes.Name) and _how(assign.node, moving):
+                moving.add(assign.target.name)
+    findings: list[Finding] = []
+    for output in ast.find_all(nodes.Output):
+        for expr in output.nodes:
+            if isinstance(expr, nodes.TemplateData):
+                continue
+            how = _how(expr, moving)
+            if how is not None:
+                findings.append(
+                    Finding(
+                        "PK302",
+                        path,
+                        expr.lineno,
+                        f"the chat template prints {how}: it changes as the conversation grows, "
+                        "so turn N+1 rewrites what turn N rendered and reuses none of its cache; "
+                        "print only what each message is (loop.index from the start is fine)",
+                    )
+                )
     return findings

@@ -22,6 +22,7 @@ from promptkit._chat_template import ChatTemplate
 from promptkit._templating.analysis import analyze_source
 from promptkit._templating.environment import template_environment
 from promptkit.errors import TokenizationError
+from promptkit.lint._chat_check import chat_history_findings
 from promptkit.lint._python_flow import reaches_prompt, volatile_splices
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
@@ -33,13 +34,13 @@ _TEMPLATE_FACTORIES = frozenset({"PromptTemplate", "from_string"})
 
 
 def lint_chat_template(source: str, *, path: str) -> list[Finding]:
-    """PK103 and PK201 for a model chat template."""
+    """PK103, PK201 and PK302 for a model chat template."""
     try:
         clock = set(ChatTemplate(source, name=path).volatile_names)
         tokens = [t for t in Environment().lex(source) if t[1] != "whitespace"]
     except (TokenizationError, JinjaSyntaxError) as exc:
         return [Finding("PK001", path, getattr(exc, "lineno", None), str(exc))]
-    findings: list[Finding] = []
+    findings: list[Finding] = chat_history_findings(source, path=path)
     seen: set[int] = set()
     for index, (line, kind, value) in enumerate(tokens):
         if kind == "name" and value in clock and line not in seen:
