@@ -25,11 +25,12 @@ from engine_adapter import (
     FunctionEngine,
     SamplingSettings,
 )
+from promptkit._batch import BatchPlan, BatchProgress
 from promptkit.agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
 from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json, normalize_text, to_canonical
 from promptkit.chat import ChatTemplate
-from promptkit.client import Client, Generation
+from promptkit.client import BatchItem, Client, Generation
 from promptkit.conversation import Conversation, ConversationWarning
 from promptkit.errors import (
     BoundaryError,
@@ -96,6 +97,9 @@ __all__ = [
     "AgentStep",
     "AsyncVLLMEngine",
     "BM25Index",
+    "BatchItem",
+    "BatchPlan",
+    "BatchProgress",
     "BlockAccounting",
     "Boundary",
     "BoundaryError",
