@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from promptkit import placement
-from promptkit.canonical import normalize_text
+from promptkit._normalized import NormalizedTexts
 from promptkit.chat import DEFAULT_PINNED_DATE, ChatTemplate, Located, Message
 from promptkit.errors import BoundaryError, ConversationError, TokenizationError
 from promptkit.placement import Piece
@@ -79,6 +79,7 @@ class PromptBuilder:
         self.strict_boundaries = strict_boundaries
         self._chat: ChatTemplate | None = None
         self._warned: set[tuple[str, str]] = set()
+        self._normalize_text = NormalizedTexts()
 
     @property
     def chat_template(self) -> ChatTemplate:
@@ -354,5 +355,5 @@ class PromptBuilder:
 
     def _normalized(self, segment: RenderedSegment) -> str:
         if self.normalize and segment.spec.stability.is_stable:
-            return normalize_text(segment.text)
+            return self._normalize_text(segment.text)
         return segment.text
