@@ -12,7 +12,8 @@ one run, three ways:
   block hashes, not a run: it has no wall time).
 
 Prefill tokens are prompt tokens minus the cached tokens the engine reported. Run:
-``python -m bench.bench_batch_rag`` (``--markdown bench/batch_rag.md`` writes the table that
+``promptkit bench --batch-rag`` or ``python -m promptkit_bench.bench_batch_rag`` (``--markdown
+bench/batch_rag.md`` writes the table that
 ``docs/benchmarks.md`` includes).
 """
 
@@ -30,10 +31,11 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
 
-from bench import corpus
 from engine_adapter import SamplingSettings
 from promptkit import BatchProgress, BuiltPrompt, Client, PromptTemplate, Tokenizer
-from promptkit.prompt import block_hashes
+from promptkit._built_prompt import block_hashes
+
+from . import corpus
 
 __all__ = ["BatchRagReport", "ideal_prefill", "main", "run"]
 
@@ -117,7 +119,7 @@ def run(
 ) -> BatchRagReport:
     """Start one embedded engine with ``kv_blocks`` KV blocks and run both orders on it."""
     from engine_adapter.vllm import VLLMEngine
-    from promptkit.model_store import resolve_model_dir
+    from promptkit._model_store import resolve_model_dir
 
     path = resolve_model_dir()
     engine = VLLMEngine(

@@ -1,8 +1,9 @@
 """Cost of building a ~4,000-token prompt whose stable prefix is cached, vs tokenizing it whole.
 
-Run: ``python -m bench.bench_builder`` (no engine needed). Prints a table; the ratio is taken
-within this one run, so machine noise affects both sides alike. ``--tokens`` prints instead what
-the five bench tools cost in tokens in each JSON form (canonical compact, spaced, ``indent=2``).
+Run: ``python -m promptkit_bench.bench_builder`` (no engine needed). Prints a table; the ratio is
+taken within this one run, so machine noise affects both sides alike. ``--tokens`` prints
+instead what the five bench tools cost in tokens in each JSON form (canonical compact, spaced,
+``indent=2``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from promptkit import PromptBuilder, Tokenizer, canonical_json, canonical_tools, load_template
-from promptkit.model_store import resolve_model_dir
+from promptkit._model_store import resolve_model_dir
 
 WORDS = (
     "alpha",
@@ -87,7 +88,7 @@ def run(repeats: int) -> dict[str, float]:
 
 def tool_tokens() -> dict[str, int]:
     """Tokens of the bench's five tools, one schema per line, in each JSON form."""
-    from bench import corpus
+    from . import corpus
 
     tokenizer = Tokenizer.from_dir(resolve_model_dir())
     schemas = canonical_tools([*corpus.CHAT_TOOLS, *corpus.AGENT_TOOLS])

@@ -22,9 +22,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bench.measure import Measured, Stopwatch
-from bench.text_clients import Messages, chat_once, run_questions
-from bench.workloads import ConversationWorkload, Question, QuestionWorkload
+from .measure import Measured, Stopwatch
+from .text_clients import Messages, chat_once, run_questions
+from .workloads import ConversationWorkload, Question, QuestionWorkload
 
 __all__ = ["ExpertClient"]
 

@@ -9,12 +9,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.rows import BenchReport, Row
+from .rows import BenchReport, Row
 
 __all__ = ["markdown", "page", "print_report"]
 
 INTRO = Path(__file__).resolve().parent / "benchmarks_intro.md"
-#: The batch-RAG-under-pressure table, written by ``python -m bench.bench_batch_rag --markdown``.
+#: The batch-RAG-under-pressure table, written by ``promptkit bench --batch-rag --markdown``.
 BATCH_RAG = Path(__file__).resolve().parent / "batch_rag.md"
 #: The headline's clients, in column order.
 HEADLINE = ("promptkit", "langchain", "naive")
@@ -146,7 +146,7 @@ def markdown(
         lines += [
             "## Batch RAG under KV pressure",
             "",
-            "`python -m bench.bench_batch_rag --markdown bench/batch_rag.md` (one engine with a "
+            "`promptkit bench --batch-rag --markdown bench/batch_rag.md` (one engine with a "
             "deliberately small KV cache, one run): the same prompts in random arrival order "
             "(one `LLM.generate` call, vLLM's first-come-first-served scheduling), in the order "
             "`Client.batch` chooses, and the ideal (every distinct prefix block prefilled once, "

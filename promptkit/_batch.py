@@ -28,10 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptkit.prompt import BuiltPrompt, block_hashes
+from promptkit._built_prompt import BuiltPrompt, block_hashes
 
 if TYPE_CHECKING:
-    from promptkit.client import Generation
+    from promptkit._client import Generation
 
 __all__ = ["BatchJob", "BatchPlan", "BatchProgress", "depth_first", "plan_batch"]
 

@@ -1,7 +1,7 @@
 """Normalized stable text, remembered: the builder's hot path normalizes the same document for
 every question over it.
 
-:func:`promptkit.canonical.normalize_text` walks every line of a segment (a 4,000-token document
+:func:`promptkit._canonical.normalize_text` walks every line of a segment (a 4,000-token document
 is ~1,000 lines); a stable segment renders to the same text request after request, so its
 normalized form is looked up instead (one hash and one compare of the string). Bounded by
 characters, least recently used first out.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from promptkit.canonical import normalize_text
+from promptkit._canonical import normalize_text
 
 __all__ = ["NormalizedTexts"]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine_adapter import EngineRequest, EngineResult, FunctionEngine, SamplingSettings
 from promptkit import BatchProgress, Client, PrefixCacheMirror, PromptTemplate, Tokenizer
 from promptkit._batch import depth_first, plan_batch
-from promptkit.prompt import block_hashes
+from promptkit._built_prompt import block_hashes
 from tests.prefix_cache_fake import SimulatedPrefixCache
 from tests.sample_templates import QA
 

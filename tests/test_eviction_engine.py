@@ -15,7 +15,7 @@ import pytest
 
 from engine_adapter import SamplingSettings
 from promptkit import Client, PrefixCacheMirror, PromptTemplate, Tokenizer, Verdict
-from promptkit.prompt import cacheable_tokens
+from promptkit._built_prompt import cacheable_tokens
 from tests.sample_templates import QA
 
 pytestmark = pytest.mark.engine
