@@ -9,8 +9,9 @@ dict, history kept as text and re-sent through ``LLM.chat``, retrieved chunks in
 *langchain* renders ``langchain_core`` ``ChatPromptTemplate``s (a ``MessagesPlaceholder`` for
 history, ``AIMessage`` text for replies, ``ToolMessage`` for tool results, ``format_docs``-style
 context) and sends the messages to ``LLM.chat``. Like most public agent code, its system prompt
-opens with the current date and time (a ``partial`` of the template), the most common
-cache-buster in public bug reports, and its tools come from a registry dict
+carries the current date and time right after its instructions (a ``partial`` of the template;
+a clock in the system prompt is the most common cache-buster in public bug reports), and its
+tools come after it, from a registry dict
 (``{name: tool}``), serialized with ``json.dumps(indent=2)``.
 
 For both, vLLM renders the chat template and tokenizes inside ``LLM.chat``: that counts as

@@ -45,7 +45,7 @@ __all__ = ["BatchItem", "Client", "Generation"]
 log = logging.getLogger(__name__)
 
 #: One request of :meth:`Client.batch`: a built prompt, or a template and its variables.
-BatchItem: TypeAlias = "BuiltPrompt | tuple[PromptTemplate, Mapping[str, Any]]"
+BatchItem: TypeAlias = BuiltPrompt | tuple[PromptTemplate, Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
