@@ -27,6 +27,8 @@ class ResidentBlocks:
         self._blocks: OrderedDict[str, None] = OrderedDict()
         # Engine block hash -> ours, learnt from BlockStored events (bounded with the blocks).
         self._engine_to_ours: OrderedDict[Any, str] = OrderedDict()
+        # Blocks seen evicted (bounded), so a miss can be explained as eviction.
+        self._evicted: OrderedDict[str, None] = OrderedDict()
         self.events_applied = 0
         self._awaiting_engine_clear = False
 
@@ -50,7 +52,24 @@ class ResidentBlocks:
         for digest in hashes:
             self._blocks[digest] = None
             self._blocks.move_to_end(digest)
+            self._evicted.pop(digest, None)
         self._trim()
+
+    def take(self, digest: str) -> None:
+        """Take a held block out of the eviction order (a running request is reusing it)."""
+        del self._blocks[digest]
+
+    def evict_oldest(self, count: int) -> None:
+        """Evict the ``count`` least recently used blocks, as the engine does to make room."""
+        for _ in range(min(count, len(self._blocks))):
+            self._evict(self._blocks.popitem(last=False)[0])
+
+    def evicted_after(self, hashes: Sequence[str]) -> int:
+        """How many of ``hashes`` past the held run were held once and evicted since."""
+        end = start = self.leading(hashes)
+        while end < len(hashes) and hashes[end] in self._evicted:
+            end += 1
+        return end - start
 
     def apply(self, events: Iterable[KVEvent]) -> None:
         """Follow the engine's KV-cache events (see :mod:`engine_adapter._kv_events`).
@@ -75,7 +94,9 @@ class ResidentBlocks:
             elif isinstance(event, BlocksRemoved):
                 for engine_hash in event.hashes:
                     removed = self._engine_to_ours.pop(engine_hash, "")
-                    self._blocks.pop(removed, None)
+                    if removed in self._blocks:
+                        del self._blocks[removed]
+                        self._evict(removed)
             elif isinstance(event, AllBlocksCleared):
                 self.clear()
 
@@ -87,13 +108,20 @@ class ResidentBlocks:
         """
         self._blocks.clear()
         self._engine_to_ours.clear()
+        self._evicted.clear()
         self._awaiting_engine_clear = await_engine_clear
 
     def _ours(self, engine_hash: Any) -> str | None:
         return self._engine_to_ours.get(engine_hash)
 
+    def _evict(self, digest: str) -> None:
+        self._evicted[digest] = None
+        self._evicted.move_to_end(digest)
+        while len(self._evicted) > self.capacity_blocks:
+            self._evicted.popitem(last=False)
+
     def _trim(self) -> None:
         while len(self._blocks) > self.capacity_blocks:
-            self._blocks.popitem(last=False)
+            self._evict(self._blocks.popitem(last=False)[0])
         while len(self._engine_to_ours) > self.capacity_blocks:
             self._engine_to_ours.popitem(last=False)

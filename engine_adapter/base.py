@@ -15,6 +15,7 @@ attribute                         default           read by the client to
 ``supports_cache_salt``           ``False``         refuse salted requests before sending them
 ``prefix_caching``                ``None``          say whether the engine caches prefixes
 ``kv_events_endpoint``            ``None``          follow KV-cache events (evictions known)
+``kv_capacity_blocks``            ``None``          size batch waves, foresee evictions
 ``start_seconds``                 ``None``          report how long the engine took to start
 ``prefix_cache_counters()``       ``None``          cross-check records with engine counters
 ``reset_prefix_cache()``          ``False``         start measurements from an empty cache
@@ -62,6 +63,10 @@ class Engine(abc.ABC):
     prefix_caching: bool | None = None
     #: A ZeroMQ endpoint publishing vLLM's KV-cache events (``BlockStored`` ...), or ``None``.
     kv_events_endpoint: str | None = None
+    #: KV blocks the engine's prefix cache can hold at once (usable blocks, vLLM's null block
+    #: excluded), or ``None`` when unknown. Batches are sized to it and the expectation mirror
+    #: evicts as the engine would, so a prefix pushed out by pressure is foreseen, not a surprise.
+    kv_capacity_blocks: int | None = None
     #: Seconds the constructor took to start the engine; ``None`` when it started none.
     start_seconds: float | None = None
 

@@ -314,6 +314,9 @@ class OpenAIEngine(Engine):
         for name, labels, _ in self._metrics(EngineStartError):
             if name == CACHE_CONFIG_METRIC and labels.get("block_size", "").isdigit():
                 self.prefix_caching = labels.get("enable_prefix_caching") == "True"
+                blocks = labels.get("num_gpu_blocks", "")
+                if blocks.isdigit() and int(blocks) > 1:  # minus vLLM's null block
+                    self.kv_capacity_blocks = int(blocks) - 1
                 return int(labels["block_size"])
         raise EngineStartError(
             f"{self.server_url}/metrics does not publish {CACHE_CONFIG_METRIC} (was the server "

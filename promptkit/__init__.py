@@ -27,6 +27,7 @@ from engine_adapter import (
     SamplingSettings,
 )
 from promptkit._agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
+from promptkit._batch import BatchPlan, BatchProgress
 from promptkit._builder import PromptBuilder
 from promptkit._built_prompt import (
     BlockAccounting,
@@ -37,7 +38,7 @@ from promptkit._built_prompt import (
 )
 from promptkit._canonical import canonical_json, normalize_text
 from promptkit._chat_template import ChatTemplate
-from promptkit._client import Client, Generation
+from promptkit._client import BatchItem, Client, Generation
 from promptkit._conversation import Conversation, ConversationWarning
 from promptkit._expectation import PrefixCacheMirror
 from promptkit._fleet import LocalFleet
@@ -98,6 +99,9 @@ __all__ = [
     "AgentStep",
     "AsyncVLLMEngine",
     "BM25Index",
+    "BatchItem",
+    "BatchPlan",
+    "BatchProgress",
     "BlockAccounting",
     "Boundary",
     "BoundaryError",

@@ -23,6 +23,7 @@ __all__ = [
     "TokenOrigin",
     "changed_variables",
     "explain_divergence",
+    "explain_eviction",
     "explain_unexpected_miss",
     "locate_token",
 ]
@@ -209,4 +210,22 @@ def explain_unexpected_miss(
         segment=span.name if span else None,
         template_file=prompt.template_file,
         diff=f"expected {expected} cached tokens, engine reported {actual} (salt={salt!r})",
+    )
+
+
+def explain_eviction(
+    *, prompt: BuiltPrompt, actual: int, evicted_blocks: int, capacity_blocks: int | None
+) -> MissExplanation:
+    """Explain a miss the mirror foresaw: blocks of this prefix were evicted for lack of room."""
+    holds = f"KV cache holds {capacity_blocks} blocks" if capacity_blocks else "KV cache is full"
+    span = prompt.segment_at_token(actual)
+    return MissExplanation(
+        cause=(
+            f"evicted: {holds}, this prefix needed {evicted_blocks} more "
+            f"({evicted_blocks * prompt.block_size} tokens); send requests that share a prefix "
+            "together (Client.batch orders them) or give the engine more KV cache"
+        ),
+        position=actual,
+        segment=span.name if span else None,
+        template_file=prompt.template_file,
     )
