@@ -1,7 +1,9 @@
 """Cost of building a ~4,000-token prompt whose stable prefix is cached, vs tokenizing it whole.
 
 Run: ``python -m promptkit_bench.bench_builder`` (no engine needed). Prints a table; the ratio is
-taken within this one run, so machine noise affects both sides alike.
+taken within this one run, so machine noise affects both sides alike. ``--tokens`` prints
+instead what the five bench tools cost in tokens in each JSON form (canonical compact, spaced,
+``indent=2``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from promptkit import PromptBuilder, Tokenizer, load_template
+from promptkit import PromptBuilder, Tokenizer, canonical_json, canonical_tools, load_template
 from promptkit._model_store import resolve_model_dir
 
 WORDS = (
@@ -84,10 +86,29 @@ def run(repeats: int) -> dict[str, float]:
     }
 
 
+def tool_tokens() -> dict[str, int]:
+    """Tokens of the bench's five tools, one schema per line, in each JSON form."""
+    from . import corpus
+
+    tokenizer = Tokenizer.from_dir(resolve_model_dir())
+    schemas = canonical_tools([*corpus.CHAT_TOOLS, *corpus.AGENT_TOOLS])
+    forms = {
+        "canonical (compact)": "\n".join(canonical_json(s) for s in schemas),
+        "spaced": "\n".join(canonical_json(s, spaced=True) for s in schemas),
+        "indent=2": "\n".join(canonical_json(s, indent=2) for s in schemas),
+    }
+    return {name: len(tokenizer.encode(text).ids) for name, text in forms.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--tokens", action="store_true", help="tokens of tool JSON forms")
     args = parser.parse_args()
+    if args.tokens:
+        for name, count in tool_tokens().items():
+            print(f"{name}: {count} tokens")
+        return
     r = run(args.repeats)
     title = f"Building a {int(r['prompt_tokens'])}-token prompt"
     table = Table(title=f"{title} ({int(r['cacheable_tokens'])} cacheable tokens)")

@@ -54,6 +54,7 @@ class TimedEngine(Engine):
 
     def __init__(self, inner: Engine) -> None:
         self.inner = inner
+        self.kv_capacity_blocks = inner.kv_capacity_blocks
         self.wall_s = 0.0
         self.cpu_s = 0.0
 

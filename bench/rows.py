@@ -17,6 +17,8 @@ __all__ = ["BenchReport", "Check", "Row", "acceptance_checks", "summarize_row"]
 MIN_ORACLE_FRACTION = 0.99
 MIN_LONG_DOC_SPEEDUP = 4.0
 MAX_SDK_OVERHEAD = 0.02
+#: Issue 15: promptkit's prompts prefill about as much as an expert's hand-ordered ones.
+MAX_PREFILL_VS_EXPERT = 1.1
 
 
 class Row(BaseModel):
@@ -27,6 +29,11 @@ class Row(BaseModel):
     requests: int
     prompt_tokens: int
     cached_tokens: int
+    #: Prompt tokens the engine computed: prompt minus cached.
+    prefill_tokens: int
+    #: This row's prefill tokens and TTFT p50 over the expert client's, same workload and run.
+    prefill_vs_expert: float | None = None
+    ttft_vs_expert: float | None = None
     oracle_cached_tokens: int
     oracle_fraction: float | None
     hit_ratio: float
@@ -101,6 +108,7 @@ def summarize_row(
         requests=len(measured),
         prompt_tokens=prompt_tokens,
         cached_tokens=cached,
+        prefill_tokens=prompt_tokens - cached,
         oracle_cached_tokens=sum(oracle),
         oracle_fraction=_ratio(cached, sum(oracle)),
         hit_ratio=_ratio(cached, prompt_tokens) or 0.0,
@@ -119,7 +127,7 @@ def summarize_row(
 
 
 def acceptance_checks(rows: Sequence[Row]) -> list[Check]:
-    """Issue 7's acceptance figures, from this run's rows."""
+    """The acceptance figures of issues 7 and 15, from this run's rows."""
     checks = []
     for row in rows:
         if row.client != "promptkit":
@@ -130,6 +138,14 @@ def acceptance_checks(rows: Sequence[Row]) -> list[Check]:
                 name=f"{row.workload}: promptkit cached >= {MIN_ORACLE_FRACTION:.0%} of oracle",
                 passed=fraction is not None and fraction >= MIN_ORACLE_FRACTION,
                 detail=f"{row.cached_tokens} of {row.oracle_cached_tokens} tokens",
+            )
+        )
+        vs_expert = row.prefill_vs_expert
+        checks.append(
+            Check(
+                name=f"{row.workload}: promptkit prefill <= {MAX_PREFILL_VS_EXPERT:g}x expert's",
+                passed=vs_expert is not None and vs_expert <= MAX_PREFILL_VS_EXPERT,
+                detail=f"{vs_expert or 0:.2f}x ({row.prefill_tokens:,} tokens)",
             )
         )
         overhead = row.sdk_overhead_fraction

@@ -1,8 +1,8 @@
 """Run every workload with every client on one embedded engine and summarize them as rows.
 
 Each client starts cold: the engine's prefix cache is reset before each client's run of a
-workload. Ratios (oracle fraction, TTFT speed-up over APC-off, SDK overhead) are taken within
-this one run.
+workload. Ratios (prefill and TTFT relative to the expert client, oracle fraction, TTFT speed-up
+over APC-off, SDK overhead) are taken within this one run.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from engine_adapter import Engine, EngineRequest, SamplingSettings
 from engine_adapter.errors import EngineRequestError
 from promptkit._tokenization import Tokenizer
 
+from .expert_client import ExpertClient
 from .measure import Measured
 from .promptkit_clients import PromptkitClient, replay_apc_off
 from .rows import BenchReport, Row, acceptance_checks, summarize_row
 from .text_clients import LangChainClient, NaiveClient
 from .workloads import ConversationWorkload, Workload, build_workloads
 
-__all__ = ["run_bench", "run_suite"]
+__all__ = ["relate", "run_bench", "run_suite"]
 
 
 def _run_client(
@@ -40,13 +41,15 @@ def _run_client(
         if promptkit_requests is None:
             raise ValueError(f"{workload.name}: apc-off replays promptkit's requests; run it first")
         return replay_apc_off(engine, promptkit_requests, max_tokens=workload.max_tokens), ""
-    client: PromptkitClient | NaiveClient | LangChainClient
+    client: PromptkitClient | NaiveClient | LangChainClient | ExpertClient
     if name in ("promptkit", "promptkit-window"):
         client = PromptkitClient(engine, tokenizer, window=name == "promptkit-window")
     elif name == "naive":
         client = NaiveClient(_llm(engine), seed=seed)
     elif name == "langchain":
-        client = LangChainClient(_llm(engine))
+        client = LangChainClient(_llm(engine), seed=seed)
+    elif name == "expert":
+        client = ExpertClient(_llm(engine))
     else:
         raise ValueError(f"unknown client {name!r}")
     if isinstance(workload, ConversationWorkload):
@@ -109,12 +112,22 @@ def run_suite(
                     f"{workload.name} / {name}: {len(measured)} requests in {wall:.1f} s, "
                     f"{row.cached_tokens} tokens cached of {row.oracle_cached_tokens} (oracle)"
                 )
-        baseline = next((r for r in workload_rows if r.client == "apc-off"), None)
-        for row in workload_rows:
-            if baseline is not None and baseline.ttft_p50_s and row.ttft_p50_s:
-                row.ttft_speedup = baseline.ttft_p50_s / row.ttft_p50_s
+        relate(workload_rows)
         rows += workload_rows
     return rows
+
+
+def relate(rows: Sequence[Row]) -> None:
+    """Fill in each row's ratios to the expert (prefill tokens, TTFT) and to APC-off (TTFT)."""
+    apc_off = next((r for r in rows if r.client == "apc-off"), None)
+    expert = next((r for r in rows if r.client == "expert"), None)
+    for row in rows:
+        if apc_off is not None and apc_off.ttft_p50_s and row.ttft_p50_s:
+            row.ttft_speedup = apc_off.ttft_p50_s / row.ttft_p50_s
+        if expert is not None and expert.prefill_tokens:
+            row.prefill_vs_expert = row.prefill_tokens / expert.prefill_tokens
+        if expert is not None and expert.ttft_p50_s and row.ttft_p50_s:
+            row.ttft_vs_expert = row.ttft_p50_s / expert.ttft_p50_s
 
 
 def machine(*, load_at_start: float | None = None) -> dict[str, str]:

@@ -1,12 +1,18 @@
-"""The two clients promptkit is compared with; both send text to ``vllm.LLM.chat``.
+"""The two clients promptkit is compared with, written the way public agent code writes them;
+both send text to ``vllm.LLM.chat``.
 
 *naive* is written the way tutorials write it: f-strings, ``json.dumps`` without sorting, the
-date and a request id in a system prompt rebuilt for every request, history kept as text and
-re-sent through ``LLM.chat``, retrieved chunks in retriever (score) order.
+date and a request id in a system prompt rebuilt for every request, tools listed from a registry
+dict, history kept as text and re-sent through ``LLM.chat``, retrieved chunks in retriever
+(score) order.
 
 *langchain* renders ``langchain_core`` ``ChatPromptTemplate``s (a ``MessagesPlaceholder`` for
 history, ``AIMessage`` text for replies, ``ToolMessage`` for tool results, ``format_docs``-style
-context) and sends the messages to ``LLM.chat``. No clock in the prompt.
+context) and sends the messages to ``LLM.chat``. Like most public agent code, its system prompt
+carries the current date and time right after its instructions (a ``partial`` of the template;
+a clock in the system prompt is the most common cache-buster in public bug reports), and its
+tools come after it, from a registry dict
+(``{name: tool}``), serialized with ``json.dumps(indent=2)``.
 
 For both, vLLM renders the chat template and tokenizes inside ``LLM.chat``: that counts as
 engine time, and the ids measured are the ones vLLM tokenized (``RequestOutput``).
@@ -24,12 +30,12 @@ from typing import Any
 from .measure import Measured, Stopwatch, measured_from_vllm
 from .workloads import ConversationWorkload, Question, QuestionWorkload
 
-__all__ = ["LangChainClient", "NaiveClient"]
+__all__ = ["LangChainClient", "Messages", "NaiveClient", "chat_once", "run_questions"]
 
 Messages = list[dict[str, Any]]
 
 
-def _chat(
+def chat_once(
     llm: Any, messages: Messages, *, max_tokens: int, watch: Stopwatch, warm_up: bool
 ) -> Measured:
     from vllm import SamplingParams
@@ -41,14 +47,14 @@ def _chat(
     return measured_from_vllm(output, engine_s=engine_s, sdk_s=sdk_s, warm_up=warm_up)
 
 
-def _run_questions(
+def run_questions(
     llm: Any, workload: QuestionWorkload, messages: Callable[[Question], Messages]
 ) -> list[Measured]:
     out = []
     for question in workload.questions:
         watch = Stopwatch()
         out.append(
-            _chat(
+            chat_once(
                 llm,
                 messages(question),
                 max_tokens=workload.max_tokens,
@@ -57,6 +63,19 @@ def _run_questions(
             )
         )
     return out
+
+
+class _Clock:
+    """A simulated wall clock that advances a few seconds per request, from the seed, so the
+    run repeats while every request still sees a new time (as a real clock would show)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._now = dt.datetime(2025, 3, 14, 9, 0, 0)
+
+    def now(self) -> str:
+        self._now += dt.timedelta(seconds=self._rng.randrange(5, 90))
+        return self._now.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class NaiveClient:
@@ -68,15 +87,15 @@ class NaiveClient:
         self.llm = llm
         # A simulated clock and request ids, so the run is reproducible from the seed.
         self._rng = random.Random(f"{seed}:naive")
-        self._now = dt.datetime(2025, 3, 14, 9, 0, 0)
+        self._clock = _Clock(self._rng)
 
     def _system(self, base: str, tools: Sequence[dict[str, Any]] = ()) -> str:
-        self._now += dt.timedelta(seconds=self._rng.randrange(5, 90))
+        now = self._clock.now()
         request_id = uuid.UUID(int=self._rng.getrandbits(128), version=4)
-        now = self._now.strftime("%Y-%m-%d %H:%M:%S")
         prompt = f"{base}\nCurrent date and time: {now}. Request ID: {request_id}."
         if tools:
-            prompt += f"\nAvailable tools: {json.dumps(list(tools))}"
+            registry = {t["name"]: t for t in tools}  # the app's tool registry
+            prompt += f"\nAvailable tools: {json.dumps(list(registry.values()))}"
         return prompt
 
     def _messages(self, workload: QuestionWorkload, question: Question) -> Messages:
@@ -96,7 +115,7 @@ class NaiveClient:
         ]
 
     def questions(self, workload: QuestionWorkload) -> list[Measured]:
-        return _run_questions(self.llm, workload, lambda q: self._messages(workload, q))
+        return run_questions(self.llm, workload, lambda q: self._messages(workload, q))
 
     def conversation(self, workload: ConversationWorkload) -> list[Measured]:
         history: Messages = []
@@ -109,7 +128,7 @@ class NaiveClient:
                 history.append({"role": "user", "content": step.user})
             system = self._system(workload.system, workload.tools)
             messages = [{"role": "system", "content": system}, *history]
-            measured = _chat(
+            measured = chat_once(
                 self.llm, messages, max_tokens=workload.max_tokens, watch=watch, warm_up=index == 0
             )
             history.append({"role": "assistant", "content": measured.text})
@@ -118,20 +137,22 @@ class NaiveClient:
 
 
 class LangChainClient:
-    """``ChatPromptTemplate`` rendering, messages to ``LLM.chat``."""
+    """``ChatPromptTemplate`` rendering, the time in the system prompt, messages to ``LLM.chat``."""
 
     name = "langchain"
+    SYSTEM = "{system}\nCurrent date and time: {now}."
 
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, llm: Any, *, seed: int = 0) -> None:
         self.llm = llm
+        self._clock = _Clock(random.Random(f"{seed}:langchain"))
 
     def questions(self, workload: QuestionWorkload) -> list[Measured]:
         from langchain_core.messages import convert_to_openai_messages
         from langchain_core.prompts import ChatPromptTemplate
 
         prompt = ChatPromptTemplate.from_messages(
-            [("system", "{system}"), ("human", "{context}Question: {question}")]
-        )
+            [("system", self.SYSTEM), ("human", "{context}Question: {question}")]
+        ).partial(now=self._clock.now)
 
         def messages(question: Question) -> Messages:
             if question.chunks:  # format_docs, in the retriever's order
@@ -145,7 +166,7 @@ class LangChainClient:
             )
             return list(convert_to_openai_messages(rendered))
 
-        return _run_questions(self.llm, workload, messages)
+        return run_questions(self.llm, workload, messages)
 
     def conversation(self, workload: ConversationWorkload) -> list[Measured]:
         from langchain_core.messages import (
@@ -158,9 +179,13 @@ class LangChainClient:
         from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
         prompt = ChatPromptTemplate.from_messages(
-            [("system", "{system}\n\nAvailable tools:\n{tools}"), MessagesPlaceholder("history")]
-        )
-        tools = json.dumps(list(workload.tools), indent=2)
+            [
+                ("system", self.SYSTEM + "\n\nAvailable tools:\n{tools}"),
+                MessagesPlaceholder("history"),
+            ]
+        ).partial(now=self._clock.now)
+        registry = {t["name"]: t for t in workload.tools}  # the app's tool registry
+        tools = json.dumps(list(registry.values()), indent=2)
         history: list[BaseMessage] = []
         out = []
         for index, step in enumerate(workload.steps):
@@ -173,7 +198,7 @@ class LangChainClient:
                 history.append(HumanMessage(step.user))
             rendered = prompt.format_messages(system=workload.system, tools=tools, history=history)
             messages = list(convert_to_openai_messages(rendered))
-            measured = _chat(
+            measured = chat_once(
                 self.llm, messages, max_tokens=workload.max_tokens, watch=watch, warm_up=index == 0
             )
             history.append(AIMessage(measured.text))

@@ -29,8 +29,8 @@ __all__ = [
 ]
 
 #: Every client, in the order they run on a workload (the APC-off replay needs promptkit's ids).
-CLIENTS = ("promptkit", "promptkit-window", "apc-off", "naive", "langchain")
-_COMPARED = ("promptkit", "apc-off", "naive", "langchain")
+CLIENTS = ("expert", "promptkit", "promptkit-window", "apc-off", "naive", "langchain")
+_COMPARED = ("expert", "promptkit", "apc-off", "naive", "langchain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ def _chat(rng: random.Random, turns: int, *, name: str, budget: int | None) -> W
             f"a {turns}-turn chat over a {budget}-token budget: compaction (promptkit) vs a "
             "sliding window (promptkit-window)"
         )
-        clients = ("promptkit", "promptkit-window")
+        clients = ("expert", "promptkit", "promptkit-window")
     return ConversationWorkload(
         name, description, _CHAT_SYSTEM, corpus.CHAT_TOOLS, steps, 12, budget, clients
     )

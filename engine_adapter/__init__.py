@@ -32,6 +32,7 @@ from engine_adapter.models import (
     PrefixCacheCounters,
     SamplingSettings,
 )
+from engine_adapter.routed import RoutedEngine
 
 if TYPE_CHECKING:
     from engine_adapter.openai import OpenAIEngine
@@ -59,6 +60,7 @@ __all__ = [
     "OutputConstraint",
     "PrefixCacheCounters",
     "PromptkitError",
+    "RoutedEngine",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",

@@ -264,3 +264,10 @@ def describe_error(action: str, exc: Exception) -> str:
 def map_request_errors(action: str) -> AbstractContextManager[None]:
     """:func:`map_exceptions` with :func:`request_errors`, around a call into vLLM."""
     return map_exceptions(request_errors(), action, describe=describe_error)
+
+
+def kv_capacity_blocks(cache_config: Any) -> int | None:
+    """Usable KV blocks of a started engine: ``num_gpu_blocks`` (which the engine core reports
+    back once it has sized its cache) minus vLLM's null block; ``None`` when not reported."""
+    blocks = getattr(cache_config, "num_gpu_blocks", None)
+    return int(blocks) - 1 if isinstance(blocks, int) and blocks > 1 else None

@@ -16,9 +16,12 @@ attribute                         default           read by the client to
 ``prefix_caching``                ``None``          say whether the engine caches prefixes
 ``supports_streaming``            ``False``         say whether ``stream`` yields as tokens arrive
 ``kv_events_endpoint``            ``None``          follow KV-cache events (evictions known)
+``kv_capacity_blocks``            ``None``          size batch waves, foresee evictions
 ``start_seconds``                 ``None``          report how long the engine took to start
 ``prefix_cache_counters()``       ``None``          cross-check records with engine counters
 ``reset_prefix_cache()``          ``False``         start measurements from an empty cache
+``healthy()``                     ``None``          route around a replica that is down
+``replica_counters()``            ``None``          cross-check records per replica
 ================================  ================  ===========================================
 
 Backend errors are mapped at this boundary with :func:`map_exceptions`: each backend names the
@@ -65,6 +68,10 @@ class Engine(abc.ABC):
     #: Whether :meth:`stream` yields output as tokens are generated (``False``: one delta with
     #: the whole answer, after it is done).
     supports_streaming: ClassVar[bool] = False
+    #: KV blocks the engine's prefix cache can hold at once (usable blocks, vLLM's null block
+    #: excluded), or ``None`` when unknown. Batches are sized to it and the expectation mirror
+    #: evicts as the engine would, so a prefix pushed out by pressure is foreseen, not a surprise.
+    kv_capacity_blocks: int | None = None
     #: Seconds the constructor took to start the engine; ``None`` when it started none.
     start_seconds: float | None = None
 
@@ -115,6 +122,16 @@ class Engine(abc.ABC):
     def reset_prefix_cache(self) -> bool:
         """Drop every cached block. Returns whether the engine did so."""
         return False
+
+    def healthy(self) -> bool | None:
+        """Whether the engine can serve now (a server answering ``/health``); ``None`` when it
+        cannot tell. Routers ask it after a failed request and to let a replica rejoin."""
+        return None
+
+    def replica_counters(self) -> Mapping[str, PrefixCacheCounters | None] | None:
+        """Prefix-cache counters per replica, for an engine that routes over several (``None``
+        otherwise); records name their replica, so each replica's hits can be checked."""
+        return None
 
     def close(self) -> None:
         """Release the engine's resources. Safe to call twice."""

@@ -25,8 +25,15 @@ class FunctionEngine(Engine):
     name: ClassVar[str] = "function"
     supports_cache_salt: ClassVar[bool] = True
 
-    def __init__(self, respond: Responder, *, block_size: int = 32) -> None:
+    def __init__(
+        self,
+        respond: Responder,
+        *,
+        block_size: int = 32,
+        kv_capacity_blocks: int | None = None,
+    ) -> None:
         self._respond = respond
+        self.kv_capacity_blocks = kv_capacity_blocks
         self._block_size = block_size
         self.requests: list[EngineRequest] = []
         self.closed = False

@@ -98,6 +98,9 @@ class OpenAIEngine(Engine):
             ``base_url`` without its ``/v1``.
         max_concurrency: at most this many requests of one :meth:`generate` call are in flight,
             so the server can batch them.
+        kv_events_endpoint: where the server publishes its KV-cache events (the ``endpoint`` of
+            its ``--kv-events-config``, with the host a client can reach, e.g.
+            ``tcp://127.0.0.1:5557``); clients and routers then follow them.
     """
 
     name: ClassVar[str] = "openai"
@@ -112,6 +115,7 @@ class OpenAIEngine(Engine):
         block_size: int | None = None,
         server_url: str | None = None,
         max_concurrency: int = 8,
+        kv_events_endpoint: str | None = None,
     ) -> None:
         self._openai = _import_openai()
         self._client: OpenAI | None = client
@@ -119,6 +123,7 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
+        self.kv_events_endpoint = kv_events_endpoint
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
         self._reports_lock = threading.Lock()
@@ -192,6 +197,21 @@ class OpenAIEngine(Engine):
         except ValueError:
             return True  # older servers answer 200 with an empty body
         return bool(answer.get("success", True)) if isinstance(answer, dict) else True
+
+    def healthy(self, *, timeout: float = 2.0) -> bool:
+        """``GET /health`` answers 200 within ``timeout`` seconds (vLLM answers 503 once its
+        engine died)."""
+        try:
+            client = self.client
+        except EngineClosedError:
+            return False
+        try:
+            client.with_options(timeout=timeout, max_retries=0).get(
+                f"{self.server_url}/health", cast_to=str
+            )
+        except self._openai.APIError:
+            return False
+        return True
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -304,6 +324,9 @@ class OpenAIEngine(Engine):
         for name, labels, _ in self._metrics(EngineStartError):
             if name == CACHE_CONFIG_METRIC and labels.get("block_size", "").isdigit():
                 self.prefix_caching = labels.get("enable_prefix_caching") == "True"
+                blocks = labels.get("num_gpu_blocks", "")
+                if blocks.isdigit() and int(blocks) > 1:  # minus vLLM's null block
+                    self.kv_capacity_blocks = int(blocks) - 1
                 return int(labels["block_size"])
         raise EngineStartError(
             f"{self.server_url}/metrics does not publish {CACHE_CONFIG_METRIC} (was the server "
@@ -343,7 +366,9 @@ def openai_errors(openai: Any, error: type[EngineError]) -> ErrorMapping:
 
     ``APITimeoutError`` (the client's timeout), ``APIConnectionError`` (no server there),
     ``APIStatusError`` (an HTTP error status: 400 bad request, 404 unknown model, 5xx ...) and
-    ``APIError`` (an error event in the middle of a stream, or an unreadable response).
+    ``APIError`` (an error event in the middle of a stream, or an unreadable response). A
+    connection that breaks while the answer streams (a server killed mid-answer) reaches us as
+    ``APIConnectionError`` too.
     """
     return {
         openai.APITimeoutError: error,

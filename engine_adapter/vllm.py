@@ -24,6 +24,7 @@ from engine_adapter._vllm_common import (
     VLLMOptions,
     counter_samples,
     import_vllm,
+    kv_capacity_blocks,
     map_request_errors,
     remove_kv_events_endpoint,
     sampling_params,
@@ -105,6 +106,7 @@ class VLLMEngine(Engine):
         self._private_endpoint = private_endpoint
         self._block_size = int(cache_config.block_size)
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
+        self.kv_capacity_blocks = kv_capacity_blocks(cache_config)
         self.kv_events_endpoint = kv_events_endpoint
         self._stream_ids = itertools.count(1)
         # vllm.LLM serves one caller at a time: async callers (agenerate, astream run these in

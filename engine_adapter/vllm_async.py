@@ -24,6 +24,7 @@ from engine_adapter._vllm_common import (
     VLLMOptions,
     counter_samples,
     import_vllm,
+    kv_capacity_blocks,
     map_request_errors,
     remove_kv_events_endpoint,
     sampling_params,
@@ -67,6 +68,7 @@ class AsyncVLLMEngine(Engine):
         cache_config = self._engine.vllm_config.cache_config
         self._block_size = int(cache_config.block_size)
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
+        self.kv_capacity_blocks = kv_capacity_blocks(cache_config)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._submit(coro).result()

@@ -25,9 +25,11 @@ from engine_adapter import (
     EngineWarning,
     FunctionEngine,
     OutputConstraint,
+    RoutedEngine,
     SamplingSettings,
 )
 from promptkit._agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
+from promptkit._batch import BatchPlan, BatchProgress
 from promptkit._builder import PromptBuilder
 from promptkit._built_prompt import (
     BlockAccounting,
@@ -38,9 +40,10 @@ from promptkit._built_prompt import (
 )
 from promptkit._canonical import canonical_json, normalize_text
 from promptkit._chat_template import ChatTemplate
-from promptkit._client import Client, Generation
+from promptkit._client import BatchItem, Client, Generation
 from promptkit._conversation import Conversation, ConversationWarning
 from promptkit._expectation import PrefixCacheMirror
+from promptkit._fleet import LocalFleet
 from promptkit._history import StatelessChat
 from promptkit._model_store import default_model_dir, prepare_default_model, resolve_model_dir
 from promptkit._output_compare import GreedyComparison, OutputMatch, compare_greedy
@@ -99,6 +102,9 @@ __all__ = [
     "AgentStep",
     "AsyncVLLMEngine",
     "BM25Index",
+    "BatchItem",
+    "BatchPlan",
+    "BatchProgress",
     "BlockAccounting",
     "Boundary",
     "BoundaryError",
@@ -128,6 +134,7 @@ __all__ = [
     "Generation",
     "GreedyComparison",
     "LintConfigError",
+    "LocalFleet",
     "MissExplanation",
     "ModelError",
     "OpenAIEngine",
@@ -139,6 +146,7 @@ __all__ = [
     "PromptTemplate",
     "PromptkitError",
     "RequestRecord",
+    "RoutedEngine",
     "RunSummary",
     "SamplingSettings",
     "SegmentSpan",

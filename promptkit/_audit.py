@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from engine_adapter import EngineRequest, EngineResult, SamplingSettings
 from promptkit._built_prompt import BuiltPrompt, prefix_fingerprint
 from promptkit._expectation import PrefixCacheMirror
-from promptkit._explain import changed_variables, explain_divergence, explain_unexpected_miss
+from promptkit._explain import (
+    changed_variables,
+    explain_divergence,
+    explain_eviction,
+    explain_unexpected_miss,
+)
 from promptkit._segments import Stability
 from promptkit._source import PromptSource, continued
 from promptkit._tokenization import Tokenizer, common_prefix
@@ -58,6 +63,9 @@ class Pending:
     expected: int
     hashes: tuple[str, ...]
     label: str | None
+    #: Blocks past the expected hit that the mirror saw evicted, and the engine's capacity then.
+    evicted_blocks: int = 0
+    capacity_blocks: int | None = None
 
     @property
     def salt(self) -> str | None:
@@ -75,7 +83,15 @@ def expect(
     """The engine request for ``prompt`` and the cached tokens the mirror expects for it."""
     expected, hashes = mirror.lookup(prompt.token_ids, salt=salt)
     request = EngineRequest(prompt_token_ids=prompt.token_ids, sampling=sampling, cache_salt=salt)
-    return Pending(prompt=prompt, request=request, expected=expected, hashes=hashes, label=label)
+    return Pending(
+        prompt=prompt,
+        request=request,
+        expected=expected,
+        hashes=hashes,
+        label=label,
+        evicted_blocks=mirror.evicted_blocks(hashes),
+        capacity_blocks=mirror.engine_blocks,
+    )
 
 
 # -- drift -----------------------------------------------------------------------------------
@@ -215,7 +231,18 @@ def _judged(
     )
     if verdict is Verdict.UNEXPECTED_MISS and actual is not None:
         explanation = explain_unexpected_miss(
-            prompt=prompt, expected=pending.expected, actual=actual, salt=pending.salt
+            prompt=prompt,
+            expected=pending.expected,
+            actual=actual,
+            salt=pending.salt,
+            routing_note=result.routing_note,
+        )
+    elif verdict in (Verdict.PARTIAL, Verdict.MISS) and pending.evicted_blocks:
+        explanation = explain_eviction(
+            prompt=prompt,
+            actual=actual or 0,
+            evicted_blocks=pending.evicted_blocks,
+            capacity_blocks=pending.capacity_blocks,
         )
     log.debug(
         "request %d %s: %s cached of %d (expected %d)",
@@ -278,4 +305,6 @@ def _record(
         text=result.text,
         label=pending.label,
         note=prompt.note,
+        replica=result.replica,
+        routing_note=result.routing_note,
     )

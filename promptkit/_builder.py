@@ -30,8 +30,8 @@ from typing import Any
 
 from promptkit import _placement as placement
 from promptkit._built_prompt import Boundary, BuiltPrompt, SegmentSpan
-from promptkit._canonical import normalize_text
 from promptkit._chat_template import DEFAULT_PINNED_DATE, ChatTemplate, Located, Message
+from promptkit._normalized import NormalizedTexts
 from promptkit._placement import Piece
 from promptkit._segments import SegmentSpec
 from promptkit._source import ChatSource, PromptSource, continued
@@ -79,6 +79,7 @@ class PromptBuilder:
         self.strict_boundaries = strict_boundaries
         self._chat: ChatTemplate | None = None
         self._warned: set[tuple[str, str]] = set()
+        self._normalize_text = NormalizedTexts()
 
     @property
     def chat_template(self) -> ChatTemplate:
@@ -354,5 +355,5 @@ class PromptBuilder:
 
     def _normalized(self, segment: RenderedSegment) -> str:
         if self.normalize and segment.spec.stability.is_stable:
-            return normalize_text(segment.text)
+            return self._normalize_text(segment.text)
         return segment.text

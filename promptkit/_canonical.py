@@ -9,8 +9,13 @@ Rules of :func:`canonical_json`:
 * objects: keys sorted by code point at every depth; keys must be strings (ints, floats and
   bools are rejected rather than silently stringified, since ``{1: ..}`` and ``{"1": ..}`` would
   then collide);
-* separators ``", "`` and ``": "``, no indentation unless ``indent`` is given (then ``\\n`` and
-  ``indent`` spaces; still sorted);
+* compact separators ``","`` and ``":"`` (no spaces), no indentation, unless ``indent`` is
+  given (then ``\\n``, ``indent`` spaces and ``": "``; still sorted). Compact is the leanest
+  form in tokens: five tool schemas take 345 tokens of the default model instead of 386 with
+  ``", "``/``": "`` (-11%), which every request with tools prefills. Where a model's chat
+  template dictates the format of tools (its own ``tojson`` in a ``tools`` slot), the template
+  decides, not this function; ``spaced=True`` keeps ``", "``/``": "`` where a model writes
+  JSON that way itself (the arguments of its tool calls, re-sent in history);
 * ``ensure_ascii=False``: non-ASCII text stays as it is, after NFC normalization of every
   string (keys and values), so that composed and decomposed accents serialize alike;
 * floats in shortest round-trip form (Python's ``repr``); ``-0.0`` becomes ``0.0``; integral
@@ -99,24 +104,31 @@ def to_canonical(value: Any, *, path: str = "$") -> Any:
     )
 
 
-def _dumps(value: Any, indent: int | None = None) -> str:
+def _dumps(value: Any, indent: int | None = None, *, spaced: bool = False) -> str:
+    if indent is not None or spaced:
+        separators = (", " if indent is None else ",", ": ")
+    else:
+        separators = (",", ":")
     return json.dumps(
         value,
         sort_keys=True,
         ensure_ascii=False,
         allow_nan=False,
         indent=indent,
-        separators=(",", ": ") if indent is not None else (", ", ": "),
+        separators=separators,
     )
 
 
-def canonical_json(value: Any, *, indent: int | None = None) -> str:
+def canonical_json(value: Any, *, indent: int | None = None, spaced: bool = False) -> str:
     """Serialize ``value`` to its one canonical JSON text (see the module docstring).
+
+    ``spaced=True`` writes ``", "`` and ``": "`` (``json.dumps``'s default) for text that must
+    match what a model writes itself, such as the arguments of a tool call it generated.
 
     Contract: the output for a given value never changes between runs, machines or Python
     versions; changing it changes every prefix hash built on it.
     """
-    return _dumps(to_canonical(value), indent=indent)
+    return _dumps(to_canonical(value), indent=indent, spaced=spaced)
 
 
 def normalize_text(text: str) -> str:

@@ -21,15 +21,16 @@ import datetime as dt
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
 from engine_adapter import Engine, EngineDelta, EngineResult, SamplingSettings
 from engine_adapter._kv_events import KVEventSubscriber
 from promptkit._audit import DriftDetector, Pending, audit, expect
+from promptkit._batch import BatchJob, BatchProgress
 from promptkit._builder import PromptBuilder
 from promptkit._built_prompt import BuiltPrompt
 from promptkit._chat_template import DEFAULT_PINNED_DATE
@@ -39,9 +40,12 @@ from promptkit._templating.prompt_template import PromptTemplate
 from promptkit._tokenization import Tokenizer
 from promptkit.reporting.records import JsonlSink, RequestRecord, RunSummary, summarize
 
-__all__ = ["Client", "Generation"]
+__all__ = ["BatchItem", "Client", "Generation"]
 
 log = logging.getLogger(__name__)
+
+#: One request of :meth:`Client.batch`: a built prompt, or a template and its variables.
+BatchItem: TypeAlias = BuiltPrompt | tuple[PromptTemplate, Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,8 @@ class Client:
         engine: any :class:`engine_adapter.Engine`; its ``block_size`` drives block accounting.
         tokenizer: the same model's tokenizer.
         log_path: append a JSONL record per request here (opt-in).
-        mirror_capacity_blocks: blocks the expectation mirror remembers (LRU).
+        mirror_capacity_blocks: blocks the expectation mirror remembers at most (LRU); it also
+            evicts as the engine does when the engine declares ``kv_capacity_blocks``.
         pinned_date: the date chat templates with a clock see.
         follow_kv_events: follow the engine's KV-cache events (evictions known exactly);
             ``None`` follows them whenever the engine publishes them.
@@ -91,7 +96,9 @@ class Client:
             tokenizer, block_size=engine.block_size, pinned_date=pinned_date
         )
         self.mirror = PrefixCacheMirror(
-            block_size=engine.block_size, capacity_blocks=mirror_capacity_blocks
+            block_size=engine.block_size,
+            capacity_blocks=mirror_capacity_blocks,
+            engine_blocks=engine.kv_capacity_blocks,
         )
         self.drift = DriftDetector(tokenizer)
         self.records: list[RequestRecord] = []
@@ -99,6 +106,7 @@ class Client:
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
         self._counters_baseline = engine.prefix_cache_counters()
+        self._replica_baseline = engine.replica_counters()
         endpoint = engine.kv_events_endpoint
         self._kv_events: KVEventSubscriber | None = None
         if endpoint and follow_kv_events is not False:
@@ -267,6 +275,66 @@ class Client:
         self.send([prompts[0]], sampling=warm, cache_salt=cache_salt, labels=["warm-up"])
         return self.send(prompts, sampling=sampling, cache_salt=cache_salt, labels=labels)
 
+    def batch(
+        self,
+        items: Sequence[BatchItem],
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        salts: Sequence[str | None] | None = None,
+        labels: Sequence[str | None] | None = None,
+        progress: Callable[[BatchProgress], None] | None = None,
+    ) -> list[Generation]:
+        """Run many requests in the order that prefills each shared prefix once.
+
+        Requests are grouped by shared prefix, ordered depth-first, cut into waves that fit the
+        engine's KV cache (``engine.kv_capacity_blocks``), and each shared prefix is computed
+        by one request before the others that share it run (see :mod:`promptkit._batch`).
+        Results come back in input order. ``progress`` is called after every engine call.
+        """
+        job = self._batch_job(items, sampling, cache_salt, salts, labels, progress)
+        for number, call in enumerate(job.calls()):
+            job.answered(number, call, self.send(**job.request(call), sampling=sampling))
+        return job.results()
+
+    async def abatch(
+        self,
+        items: Sequence[BatchItem],
+        *,
+        sampling: SamplingSettings | None = None,
+        cache_salt: str | None = None,
+        salts: Sequence[str | None] | None = None,
+        labels: Sequence[str | None] | None = None,
+        progress: Callable[[BatchProgress], None] | None = None,
+    ) -> list[Generation]:
+        """:meth:`batch` for async code."""
+        job = self._batch_job(items, sampling, cache_salt, salts, labels, progress)
+        for number, call in enumerate(job.calls()):
+            job.answered(number, call, await self.asend(**job.request(call), sampling=sampling))
+        return job.results()
+
+    def _batch_job(
+        self,
+        items: Sequence[BatchItem],
+        sampling: SamplingSettings | None,
+        cache_salt: str | None,
+        salts: Sequence[str | None] | None,
+        labels: Sequence[str | None] | None,
+        progress: Callable[[BatchProgress], None] | None,
+    ) -> BatchJob:
+        prompts = [
+            item if isinstance(item, BuiltPrompt) else self.build(item[0], item[1])
+            for item in items
+        ]
+        return BatchJob(
+            prompts,
+            salts=list(salts) if salts is not None else [cache_salt] * len(prompts),
+            labels=list(labels) if labels is not None else [None] * len(prompts),
+            max_tokens=(sampling or SamplingSettings()).max_tokens,
+            capacity_blocks=self.engine.kv_capacity_blocks,
+            progress=progress,
+        )
+
     def _complete(self, pending: Pending, result: EngineResult) -> Generation:
         """Audit, remember and log one answered request; nothing here may lose the answer."""
         request_id = next(self._ids)
@@ -303,6 +371,8 @@ class Client:
             self.records,
             counters=self.engine.prefix_cache_counters(),
             counters_baseline=self._counters_baseline,
+            replica_counters=self.engine.replica_counters(),
+            replica_baseline=self._replica_baseline,
         )
 
     def forget_cache(self) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "TokenOrigin",
     "changed_variables",
     "explain_divergence",
+    "explain_eviction",
     "explain_unexpected_miss",
     "locate_token",
 ]
@@ -185,17 +186,46 @@ def explain_divergence(
 
 
 def explain_unexpected_miss(
-    *, prompt: BuiltPrompt, expected: int, actual: int, salt: str | None
+    *,
+    prompt: BuiltPrompt,
+    expected: int,
+    actual: int,
+    salt: str | None,
+    routing_note: str | None = None,
 ) -> MissExplanation:
-    """Explain an engine serving fewer cached tokens than the mirror expected."""
+    """Explain an engine serving fewer cached tokens than the mirror expected.
+
+    ``routing_note`` is the router's word on why it sent the request where it did (a failover,
+    a load bound, a policy blind to prefixes): then that is the cause, not an eviction.
+    """
     span = prompt.segment_at_token(actual)
     return MissExplanation(
         cause=(
-            "engine served fewer cached tokens than this client sent before: eviction (KV cache "
-            "too small), an engine restart or cache reset, or another cache salt"
+            f"routed away from the replica holding the prefix: {routing_note}"
+            if routing_note
+            else "engine served fewer cached tokens than this client sent before: eviction (KV "
+            "cache too small), an engine restart or cache reset, or another cache salt"
         ),
         position=actual,
         segment=span.name if span else None,
         template_file=prompt.template_file,
         diff=f"expected {expected} cached tokens, engine reported {actual} (salt={salt!r})",
+    )
+
+
+def explain_eviction(
+    *, prompt: BuiltPrompt, actual: int, evicted_blocks: int, capacity_blocks: int | None
+) -> MissExplanation:
+    """Explain a miss the mirror foresaw: blocks of this prefix were evicted for lack of room."""
+    holds = f"KV cache holds {capacity_blocks} blocks" if capacity_blocks else "KV cache is full"
+    span = prompt.segment_at_token(actual)
+    return MissExplanation(
+        cause=(
+            f"evicted: {holds}, this prefix needed {evicted_blocks} more "
+            f"({evicted_blocks * prompt.block_size} tokens); send requests that share a prefix "
+            "together (Client.batch orders them) or give the engine more KV cache"
+        ),
+        position=actual,
+        segment=span.name if span else None,
+        template_file=prompt.template_file,
     )

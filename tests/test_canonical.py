@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from promptkit import SerializationError, canonical_json, normalize_text
+from promptkit import SerializationError, Tokenizer, canonical_json, canonical_tools, normalize_text
 
 json_scalars = (
     st.none()
@@ -66,11 +66,11 @@ def test_canonical_json_is_stable_across_processes() -> None:
         env={"PYTHONHASHSEED": "12345", "PATH": ""},
     ).stdout.strip()
     assert other == canonical_json(value)
-    assert other == '{"a": [1, 2, 3], "b": [1, 2.5, {"a": null, "z": "é"}], "c": 0.0}'
+    assert other == '{"a":[1,2,3],"b":[1,2.5,{"a":null,"z":"é"}],"c":0.0}'
 
 
 def test_nested_keys_sorted_and_unicode_kept() -> None:
-    assert canonical_json({"é": 1, "a": {"y": 1, "x": 2}}) == '{"a": {"x": 2, "y": 1}, "é": 1}'
+    assert canonical_json({"é": 1, "a": {"y": 1, "x": 2}}) == '{"a":{"x":2,"y":1},"é":1}'
 
 
 def test_nfc_normalizes_strings() -> None:
@@ -132,7 +132,7 @@ def test_pydantic_models_serialize() -> None:
         name: str
         weight: float
 
-    assert canonical_json(Tool(name="x", weight=1.0)) == '{"name": "x", "weight": 1.0}'
+    assert canonical_json(Tool(name="x", weight=1.0)) == '{"name":"x","weight":1.0}'
 
 
 @given(st.text())
@@ -145,3 +145,29 @@ def test_normalize_text_is_idempotent(text: str) -> None:
 def test_normalize_keeps_the_last_lines_trailing_blank() -> None:
     # The last line's trailing space joins the next segment: it is content.
     assert normalize_text("a  \r\nb \t\nend: ") == "a\nb\nend: "
+
+
+def test_spaced_canonical_json_matches_how_models_write_json() -> None:
+    value = {"b": [1, 2], "a": {"c": None}}
+    assert canonical_json(value, spaced=True) == '{"a": {"c": null}, "b": [1, 2]}'
+    assert canonical_json(value) == '{"a":{"c":null},"b":[1,2]}'
+
+
+def test_compact_canonical_json_takes_fewer_tokens_than_spaced(tokenizer: Tokenizer) -> None:
+    schemas = canonical_tools(
+        [
+            {
+                "name": f"tool_{i}",
+                "description": "Look it up.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}},
+                    "required": ["id"],
+                },
+            }
+            for i in range(5)
+        ]
+    )
+    compact = "\n".join(canonical_json(s) for s in schemas)
+    spaced = "\n".join(canonical_json(s, spaced=True) for s in schemas)
+    assert len(tokenizer.encode(compact).ids) < len(tokenizer.encode(spaced).ids)

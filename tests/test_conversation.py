@@ -220,7 +220,7 @@ def test_tools_without_a_slot_reach_the_system_prompt_in_one_format(
     prompt = chat.build([{"role": "user", "content": "Weather in Paris?"}])
     system = prompt.text[prompt.segments[0].text_start : prompt.segments[0].char_end]
     assert system.startswith(SYSTEM + "\n\nAvailable tools:\n{")
-    assert '"name": "get_weather"' in system
+    assert '"name":"get_weather"' in system
     assert prompt.segments[0].stability is Stability.STATIC
     # Without a system prompt the tools open the chat in a system message of their own.
     bare = Conversation(chat_client, tools=[get_weather]).build([{"role": "user", "content": "?"}])

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules exercised through a neighbour's tests, because they have no behaviour of their own to
 # test apart from it (a stage of a pipeline, a CLI command, a data model).
 COVERED_BY = {
+    "engine_adapter/_block_chain.py": "tests/test_expectation.py",
+    "engine_adapter/_resident_blocks.py": "tests/test_expectation.py",
+    "engine_adapter/_routing.py": "tests/engine_adapter/test_engine_routed.py",
     "engine_adapter/_kv_events.py": "tests/test_client.py",
     "engine_adapter/_vllm_common.py": "tests/engine_adapter/test_engine_vllm.py",
     "engine_adapter/base.py": "tests/engine_adapter/test_engine_seam.py",
@@ -28,6 +31,8 @@ COVERED_BY = {
     "promptkit/_templating/derived_names.py": "tests/templating/test_analysis.py",
     "promptkit/_templating/finder.py": "tests/test_builder.py",
     "promptkit/_templating/heuristics.py": "tests/templating/test_analysis.py",
+    "promptkit/_templating/hint.py": "tests/templating/test_analysis.py",
+    "promptkit/_templating/history_hints.py": "tests/lint/test_stability_corpus.py",
     "promptkit/_tools.py": "tests/test_conversation.py",
     "promptkit/_volatility.py": "tests/lint/test_lint_corpus.py",
     "promptkit/integrations/_langchain_messages.py": "tests/test_langchain_features.py",
@@ -38,6 +43,10 @@ COVERED_BY = {
     "promptkit/cli/_lint.py": "tests/lint/test_lint_cli.py",
     "promptkit/cli/_reference.py": "tests/test_docs.py",
     "promptkit/cli/_report.py": "tests/reporting/test_report_outputs.py",
+    "promptkit/lint/_chat_check.py": "tests/lint/test_stability_corpus.py",
+    "promptkit/lint/_metamorphic.py": "tests/lint/test_stability_corpus.py",
+    "promptkit/lint/_python_flow.py": "tests/lint/test_stability_corpus.py",
+    "promptkit/lint/_template_extras.py": "tests/lint/test_lint_cli.py",
     "promptkit/lint/config.py": "tests/lint/test_lint_cli.py",
     "promptkit/lint/engine.py": "tests/lint/test_lint_corpus.py",
     "promptkit/lint/formats.py": "tests/lint/test_lint_cli.py",

@@ -67,10 +67,22 @@ def bench(
         Path | None,
         typer.Option("--markdown", help="Write the benchmarks page (e.g. docs/benchmarks.md)."),
     ] = None,
+    batch_rag: Annotated[
+        bool,
+        typer.Option(
+            "--batch-rag",
+            help="Run the batch-RAG-under-KV-pressure benchmark instead (its own small-cache "
+            "engine): arrival order vs Client.batch vs the ideal; --markdown writes its table.",
+        ),
+    ] = False,
     model: ModelOption = None,
 ) -> None:
-    """Cached tokens vs the oracle, TTFT and SDK overhead: naive, LangChain and promptkit."""
+    """Prefill vs an expert's prompts, cached tokens vs the oracle, TTFT and SDK overhead:
+    naive, LangChain and promptkit."""
     quiet_engine_logs()
+    if batch_rag:
+        _batch_rag(seed=seed, markdown=markdown)
+        return
     try:
         suite = _bench_module("suite")
         only = frozenset(workload) if workload else None
@@ -93,3 +105,18 @@ def bench(
     else:
         _bench_module("render").print_report(console, report)
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FINDINGS)
+
+
+def _batch_rag(*, seed: int, markdown: Path | None) -> None:
+    try:
+        module = _bench_module("bench_batch_rag")
+        with stdout_to_stderr():
+            report = module.run(seed=seed)
+    except (PromptkitError, ValueError) as exc:
+        raise fail(exc) from None
+    text = module.markdown(report)
+    if markdown is not None:
+        markdown.write_text(text, encoding="utf-8")
+    console.print(text)
+    passed = all(ok for _, ok, _ in report.checks())
+    raise typer.Exit(EXIT_OK if passed else EXIT_FINDINGS)

@@ -61,7 +61,8 @@ def _assistant_text(message: AIMessage) -> str:
     # default model (SmolLM2) writes them, "name" first, so it sees its own format in the
     # history; the arguments are canonical, so the same calls always render the same.
     calls = ", ".join(
-        f'{{"name": {canonical_json(c["name"])}, "arguments": {canonical_json(c["args"])}}}'
+        f'{{"name": {canonical_json(c["name"])}, '
+        f'"arguments": {canonical_json(c["args"], spaced=True)}}}'
         for c in message.tool_calls
     )
     return f"{text}<tool_call>[{calls}]</tool_call>"

@@ -9,8 +9,9 @@ from promptkit import Tokenizer
 from promptkit.cli import EXIT_USAGE, app
 from promptkit_bench.measure import Measured
 from promptkit_bench.oracle import Sent, oracle_cached
-from promptkit_bench.rows import summarize_row
-from promptkit_bench.suite import run_suite
+from promptkit_bench.render import headline, markdown
+from promptkit_bench.rows import BenchReport, Row, acceptance_checks, summarize_row
+from promptkit_bench.suite import relate, run_suite
 from promptkit_bench.workloads import (
     ConversationWorkload,
     Question,
@@ -115,6 +116,49 @@ def test_summarize_row_oracle_fraction_is_unknown_when_nothing_could_hit() -> No
     assert row.ttft_p50_s is None
 
 
+def _row(workload: str, client: str, prefill: int, ttft: float | None) -> Row:
+    return summarize_row(
+        workload,
+        client,
+        [_measured(ids((0, prefill)), 0, ttft or 0.0, warm_up=False)],
+        block_size=B,
+        wall_s=1.0,
+    )
+
+
+def test_the_headline_is_prefill_and_ttft_relative_to_the_expert() -> None:
+    rows = [
+        _row("w", "expert", 100, 0.5),
+        _row("w", "promptkit", 100, 0.5),
+        _row("w", "langchain", 300, 1.0),
+        _row("w", "apc-off", 400, 2.0),
+    ]
+    relate(rows)
+    by_client = {r.client: r for r in rows}
+    assert by_client["langchain"].prefill_vs_expert == pytest.approx(3.0)
+    assert by_client["langchain"].ttft_vs_expert == pytest.approx(2.0)
+    assert by_client["apc-off"].ttft_speedup == pytest.approx(1.0)
+    assert by_client["promptkit"].ttft_speedup == pytest.approx(4.0)
+    assert headline(rows) == [["w", "100", "1.00x", "3.00x", "–", "1.00x", "2.00x", "–"]]
+    report = BenchReport(
+        seed=0,
+        quick=True,
+        model="m",
+        block_size=B,
+        engine_start_s=None,
+        duration_s=1.0,
+        machine={},
+        versions={},
+        rows=rows,
+        checks=acceptance_checks(rows),
+    )
+    page = markdown(report, intro="## Workloads", batch_rag="| order |")
+    assert page.index("relative to an expert") < page.index("Batch RAG") < page.index("Workloads")
+    assert any(
+        c.name == "w: promptkit prefill <= 1.1x expert's" and c.passed for c in report.checks
+    )
+
+
 def test_workloads_are_deterministic_from_the_seed() -> None:
     assert build_workloads(seed=3, quick=True) == build_workloads(seed=3, quick=True)
     assert build_workloads(seed=3, quick=True) != build_workloads(seed=4, quick=True)
@@ -144,13 +188,13 @@ def test_suite_smoke_on_the_real_engine(fresh_engine: object, tokenizer: Tokeniz
         ({"name": "noop", "description": "Does nothing.", "parameters": {"type": "object"}},),
         (Step("Hello."), Step(None, ({"result": 1},)), Step("Thanks.")),
         max_tokens=4,
-        clients=("promptkit", "apc-off", "langchain"),
+        clients=("expert", "promptkit", "apc-off", "langchain"),
     )
     rows = run_suite(engine=fresh_engine, tokenizer=tokenizer, workloads=[questions, chat])  # type: ignore[arg-type]
     by_key = {(r.workload, r.client): r for r in rows}
     assert set(by_key) == {
-        *(("tiny_questions", c) for c in ("promptkit", "apc-off", "naive", "langchain")),
-        *(("tiny_chat", c) for c in ("promptkit", "apc-off", "langchain")),
+        *(("tiny_questions", c) for c in ("expert", "promptkit", "apc-off", "naive", "langchain")),
+        *(("tiny_chat", c) for c in ("expert", "promptkit", "apc-off", "langchain")),
     }
     for name in ("tiny_questions", "tiny_chat"):
         promptkit = by_key[(name, "promptkit")]
@@ -161,3 +205,11 @@ def test_suite_smoke_on_the_real_engine(fresh_engine: object, tokenizer: Tokeniz
         assert off.cached_tokens == 0 and off.oracle_cached_tokens == 0
         assert off.prompt_tokens == promptkit.prompt_tokens  # the same ids, replayed
         assert off.ttft_speedup == pytest.approx(1.0)
+        # The headline: prefill relative to the expert's hand-ordered prompts of the same content.
+        assert by_key[(name, "expert")].prefill_vs_expert == pytest.approx(1.0)
+        assert promptkit.prefill_vs_expert is not None and promptkit.prefill_vs_expert <= 1.1
+        langchain = by_key[(name, "langchain")]  # its clock moves a block in every request
+        assert langchain.prefill_vs_expert is not None and langchain.prefill_vs_expert >= 1.0
+    # With tools after the clock, LangChain recomputes them (and all history) every turn.
+    chat_vs_expert = by_key[("tiny_chat", "langchain")].prefill_vs_expert
+    assert chat_vs_expert is not None and chat_vs_expert > 1.1

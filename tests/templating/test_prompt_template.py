@@ -145,7 +145,7 @@ def test_tojson_is_canonical() -> None:
     template = PromptTemplate.from_string(src)
     a = template.render({"tools": {"b": 1, "a": {"d": 2, "c": 3}}, "q": ""})[0].text
     b = template.render({"tools": {"a": {"c": 3, "d": 2}, "b": 1}, "q": ""})[0].text
-    assert a == b == '{"a": {"c": 3, "d": 2}, "b": 1}\n'
+    assert a == b == '{"a":{"c":3,"d":2},"b":1}\n'
 
 
 def test_tracked_render_maps_text_to_lines() -> None:
