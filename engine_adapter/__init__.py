@@ -22,6 +22,7 @@ from engine_adapter.errors import (
     EngineStartError,
     EngineWarning,
     PromptkitError,
+    SamplingError,
 )
 from engine_adapter.fake import FunctionEngine
 from engine_adapter.models import (
@@ -55,6 +56,7 @@ __all__ = [
     "OpenAIEngine",
     "PrefixCacheCounters",
     "PromptkitError",
+    "SamplingError",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",

@@ -8,7 +8,8 @@
         ├── EngineNotInstalled     the backend (vllm, openai) is missing: says what to install
         ├── EngineStartError       the engine could not start (bad model dir, no memory ...)
         ├── EngineRequestError     the engine rejected or failed a request (too long, settings)
-        │   └── EngineCapabilityError  a request needs what the engine lacks (a cache salt)
+        │   ├── EngineCapabilityError  a request needs what the engine lacks (a cache salt)
+        │   └── SamplingError          a sampling setting is outside vLLM's limits (checked early)
         ├── EngineDeadError        the engine died under a request: start a new one
         └── EngineClosedError      the engine was used after close()
 
@@ -36,6 +37,7 @@ __all__ = [
     "EngineStartError",
     "EngineWarning",
     "PromptkitError",
+    "SamplingError",
 ]
 
 
@@ -64,6 +66,11 @@ class EngineCapabilityError(EngineRequestError):
 
     Raised before anything is sent, so no request of the batch ran.
     """
+
+
+class SamplingError(EngineRequestError, ValueError):
+    """A sampling setting is outside vLLM's limits; raised when ``SamplingSettings`` is built,
+    so a bad value never reaches (and never wedges) an engine. Also a ``ValueError``."""
 
 
 class EngineDeadError(EngineError):

@@ -23,8 +23,11 @@ from engine_adapter import (
     EngineStartError,
     EngineWarning,
     FunctionEngine,
+    SamplingError,
     SamplingSettings,
 )
+from promptkit._control_tokens import ControlTokenPolicy
+from promptkit._tenancy import SharedCache, Tenancy
 from promptkit.agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
 from promptkit.builder import PromptBuilder
 from promptkit.canonical import canonical_json, normalize_text, to_canonical
@@ -32,8 +35,10 @@ from promptkit.chat import ChatTemplate
 from promptkit.client import Client, Generation
 from promptkit.conversation import Conversation, ConversationWarning
 from promptkit.errors import (
+    ArgumentError,
     BoundaryError,
     ConfigError,
+    ControlTokenError,
     ConversationError,
     LintConfigError,
     ModelError,
@@ -42,6 +47,7 @@ from promptkit.errors import (
     StabilityError,
     TemplateError,
     TemplateSyntaxError,
+    TenantError,
     TokenizationError,
     VariableError,
 )
@@ -94,6 +100,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentRun",
     "AgentStep",
+    "ArgumentError",
     "AsyncVLLMEngine",
     "BM25Index",
     "BlockAccounting",
@@ -106,6 +113,8 @@ __all__ = [
     "Chunk",
     "Client",
     "ConfigError",
+    "ControlTokenError",
+    "ControlTokenPolicy",
     "Conversation",
     "ConversationError",
     "ConversationWarning",
@@ -133,14 +142,18 @@ __all__ = [
     "PromptkitError",
     "RequestRecord",
     "RunSummary",
+    "SamplingError",
     "SamplingSettings",
     "SegmentSpan",
     "SegmentSpec",
     "SerializationError",
+    "SharedCache",
     "Stability",
     "StabilityError",
     "TemplateError",
     "TemplateSyntaxError",
+    "Tenancy",
+    "TenantError",
     "TokenizationError",
     "Tokenizer",
     "ToolCall",

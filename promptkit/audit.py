@@ -22,6 +22,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from engine_adapter import EngineRequest, EngineResult, SamplingSettings
+from promptkit._tenancy import salt_digest
 from promptkit.expectation import PrefixCacheMirror
 from promptkit.explain import changed_variables, explain_divergence, explain_unexpected_miss
 from promptkit.prompt import BuiltPrompt, prefix_fingerprint
@@ -254,7 +255,7 @@ def _record(
         ttft_s=result.ttft_s,
         latency_s=result.latency_s,
         timing_source=result.timing_source,
-        cache_salt=pending.salt,
+        cache_salt=salt_digest(pending.salt),  # never the salt itself: it is the isolation key
         verdict=verdict,
         segments=[
             SegmentHit(
@@ -276,4 +277,5 @@ def _record(
         explanation=explanation,
         text=result.text,
         label=pending.label,
+        control_tokens=list(prompt.control_token_values),
     )

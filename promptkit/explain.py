@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from promptkit._tenancy import salt_digest
 from promptkit.environment import TrackedExpression
 from promptkit.prompt import BuiltPrompt, SegmentSpan
 from promptkit.report import MissExplanation
@@ -197,5 +198,8 @@ def explain_unexpected_miss(
         position=actual,
         segment=span.name if span else None,
         template_file=prompt.template_file,
-        diff=f"expected {expected} cached tokens, engine reported {actual} (salt={salt!r})",
+        diff=(
+            f"expected {expected} cached tokens, engine reported {actual} "
+            f"(salt {salt_digest(salt)})"
+        ),
     )

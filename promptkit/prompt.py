@@ -162,6 +162,9 @@ class BuiltPrompt:
     #: prompt carries it so that nothing has to find it again by name: two templates may share a
     #: name (every unnamed one is "<string>"), and a conversation has no file at all.
     source: PromptSource = field(repr=False, compare=False)
+    #: Values (variable paths, ``messages[i]``) that held control-token text, whatever the
+    #: client's policy did with them (see :mod:`promptkit._control_tokens`).
+    control_token_values: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:

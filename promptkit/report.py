@@ -149,6 +149,10 @@ class RequestRecord(BaseModel):
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
+    control_tokens: list[str] = Field(
+        default_factory=list,
+        description="values (variables, messages[i]) that held control-token text",
+    )
 
 
 class JsonlSink:

@@ -245,6 +245,22 @@ class Tokenizer:
                 return index
         return None
 
+    @cached_property
+    def control_texts(self) -> frozenset[str]:
+        """Texts this tokenizer reads as control tokens wherever they occur in a text.
+
+        Its special tokens, and added tokens that look like markup (``<think>``, ``[INST]``);
+        added tokens that are plain words or blanks are ordinary text to the model.
+        """
+        added = getattr(self.hf, "added_tokens_decoder", {}).values()
+        markup = {
+            str(t)
+            for t in added
+            if getattr(t, "special", False)
+            or (str(t)[:1] in "<[" and str(t)[-1:] in ">]" and len(str(t)) > 2)
+        }
+        return frozenset(str(t) for t in self.hf.all_special_tokens) | markup
+
     def decode(self, ids: tuple[int, ...] | list[int]) -> str:
         """Token ids back to text (special tokens kept)."""
         return str(self._backend.decode(list(ids), skip_special_tokens=False))
