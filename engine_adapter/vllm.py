@@ -8,11 +8,17 @@ On the CPU backend: ``enforce_eager`` defaults to on (start-up ~30 s instead of 
 cache size is set through ``VLLM_CPU_KVCACHE_SPACE`` (GiB) unless the caller already set it, and
 the block size must be a multiple of 32 (we default to 32 so short prefixes hit). Scripts that
 start this engine need an ``if __name__ == "__main__":`` guard: vLLM spawns worker processes.
+
+``vllm.LLM`` is not thread-safe (two threads in ``generate`` abort the process inside ZeroMQ),
+so every call into it holds one lock: threads, and coroutines whose ``agenerate`` runs
+``generate`` in a worker thread, take turns. For many concurrent sessions use
+:class:`~engine_adapter.vllm_async.AsyncVLLMEngine`, which batches them instead.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self, Unpack
@@ -100,6 +106,7 @@ class VLLMEngine(Engine):
         # Only an endpoint this adapter made is deleted on close, never one of the caller's.
         self._private_endpoint = private_endpoint
         self._block_size = int(cache_config.block_size)
+        self._lock = threading.Lock()
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
         self.kv_events_endpoint = kv_events_endpoint
 
@@ -117,9 +124,9 @@ class VLLMEngine(Engine):
     def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
         if not requests:
             return []
-        llm = self.llm
         prompts = [tokens_prompt(r) for r in requests]
-        with map_request_errors("vLLM generate"):
+        with self._lock, map_request_errors("vLLM generate"):
+            llm = self.llm
             params = [sampling_params(r.sampling) for r in requests]
             started = time.perf_counter()
             outputs = llm.generate(prompts, params, use_tqdm=False)
@@ -127,19 +134,18 @@ class VLLMEngine(Engine):
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
-        llm = self.llm
-        with map_request_errors("reading vLLM metrics"):
-            metrics = llm.get_metrics()
+        with self._lock, map_request_errors("reading vLLM metrics"):
+            metrics = self.llm.get_metrics()
         return prefix_counters(counter_samples(metrics))
 
     def reset_prefix_cache(self) -> bool:
-        llm = self.llm
-        with map_request_errors("resetting the prefix cache"):
-            return bool(llm.reset_prefix_cache())
+        with self._lock, map_request_errors("resetting the prefix cache"):
+            return bool(self.llm.reset_prefix_cache())
 
     def close(self) -> None:
         """Shut the engine down, if this adapter started it (or was told it owns it)."""
-        llm, self._llm = self._llm, None
+        with self._lock:  # a call in flight finishes first
+            llm, self._llm = self._llm, None
         if llm is None or not self._owns_llm:
             return
         remove_kv_events_endpoint(self._private_endpoint)

@@ -14,7 +14,7 @@ and never the raw id. Records log only a digest of the salt (:func:`salt_digest`
 The secret comes from :class:`Tenancy` (``Tenancy(secret=...)``) or ``$PROMPTKIT_TENANT_SECRET``
 (:meth:`Tenancy.from_env`). A multi-tenant client (``required=True``, the default) refuses a
 request without a tenant rather than put it in a shared cache; a prefix meant to be shared by
-everyone (a public system prompt) opts in with ``tenant=SHARED``.
+everyone (a public system prompt) opts in with ``tenant=SharedCache.SHARED``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Tenancy:
                     "tenant=SHARED for a prefix public by design), or set a default tenant"
                 )
             return None
-        return self.salt(str(chosen) if not isinstance(chosen, str) else chosen)
+        return self.salt(chosen)
 
 
 def _check_tenant(tenant: object) -> None:

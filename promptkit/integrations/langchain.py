@@ -71,6 +71,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from engine_adapter import SamplingSettings
+from promptkit._tenancy import SharedCache
 from promptkit.agent import parse_tool_calls
 from promptkit.canonical import canonical_json
 from promptkit.client import Client, Generation
@@ -153,7 +154,9 @@ class ChatPromptkit(BaseChatModel):
             ``model.invoke(messages, max_tokens=32)``.
         max_prompt_tokens: compact a session's history past this many prompt tokens (see
             :class:`promptkit.Conversation`).
-        cache_salt: prefix-cache isolation for every request of this model.
+        cache_salt: prefix-cache isolation for every request of this model (a raw salt).
+        tenant: the tenant every request of this model is salted for (docs/tenants.md);
+            ``None`` uses the client's default tenant.
         max_sessions: conversations kept for continuation.
     """
 
@@ -166,6 +169,7 @@ class ChatPromptkit(BaseChatModel):
     seed: int | None = None
     max_prompt_tokens: int | None = None
     cache_salt: str | None = None
+    tenant: str | SharedCache | None = None
     max_sessions: int = Field(default=16, ge=1)
 
     _sessions: list[_Session] = PrivateAttr(default_factory=list)
@@ -213,7 +217,9 @@ class ChatPromptkit(BaseChatModel):
         return self.bind(tools=schemas, **kwargs)
 
     def _sampling(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> SamplingSettings:
-        unknown = sorted(k for k in kwargs if k not in _SAMPLING_KWARGS and k != "tools")
+        unknown = sorted(
+            k for k in kwargs if k not in _SAMPLING_KWARGS and k not in ("tools", "tenant")
+        )
         if unknown:
             raise TypeError(
                 f"ChatPromptkit got unsupported arguments {unknown}; it takes "
@@ -222,9 +228,16 @@ class ChatPromptkit(BaseChatModel):
         values = {name: kwargs.get(name, getattr(self, name)) for name in _SAMPLING_KWARGS}
         return SamplingSettings(**values, stop=tuple(stop or ()))
 
-    def _session(self, chat: list[dict[str, str]], tools: list[Any] | None) -> _Session:
+    def _session(
+        self,
+        chat: list[dict[str, str]],
+        tools: list[Any] | None,
+        tenant: str | SharedCache | None = None,
+    ) -> _Session:
         """The session with the longest history that ``chat`` extends, else a new one."""
         key = canonical_json(tools) if tools else ""
+        if tenant is not None:  # a tenant's sessions are never continued for another tenant
+            key += f"|tenant:{tenant.value if isinstance(tenant, SharedCache) else tenant}"
         extended = [
             s
             for s in reversed(self._sessions)
@@ -241,6 +254,7 @@ class ChatPromptkit(BaseChatModel):
                 tools=tools,
                 max_prompt_tokens=self.max_prompt_tokens,
                 cache_salt=self.cache_salt,
+                tenant=tenant,
                 name=f"langchain-{next(self._names)}",
                 drift_key=f"{self._drift_key}-{hashlib.blake2b(key.encode()).hexdigest()[:16]}",
             )
@@ -258,7 +272,7 @@ class ChatPromptkit(BaseChatModel):
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
         with self._lock:
-            session = self._session(chat, kwargs.get("tools"))
+            session = self._session(chat, kwargs.get("tools"), kwargs.get("tenant", self.tenant))
             try:
                 for message in chat[len(session.history) :]:
                     session.conversation.add(message["role"], message["content"])
