@@ -107,6 +107,8 @@ class ControlTokens:
         template: str | None,
     ) -> Any:
         if isinstance(value, str):
+            if not value.isascii():
+                _check_unicode(value, path, template)
             token = self.first_in(value)
             if token is None:
                 return value
@@ -161,3 +163,15 @@ class ControlTokens:
 
 def _changed(walked: Mapping[Any, Any], original: Mapping[Any, Any]) -> bool:
     return any(walked.get(k, object()) is not v for k, v in original.items())
+
+
+def _check_unicode(value: str, path: str, template: str | None) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise VariableError(
+            f"the value holds a lone surrogate ({value[exc.start]!r} at character {exc.start}), "
+            "which no tokenizer can encode: decode the source text with errors='replace'",
+            template=template,
+            variable=path,
+        ) from None

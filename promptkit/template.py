@@ -95,6 +95,14 @@ class PromptTemplate:
             raise TemplateError(
                 f"cannot read template: {exc.strerror}", template=str(file)
             ) from None
+        except UnicodeDecodeError as exc:
+            line = file.read_bytes()[: exc.start].count(b"\n") + 1
+            raise TemplateError(
+                f"not UTF-8 (byte {exc.object[exc.start]:#x} at offset {exc.start}): save the "
+                "template as UTF-8",
+                template=str(file),
+                line=line,
+            ) from None
         return cls(source, name=file.stem, path=file)
 
     @classmethod
