@@ -68,7 +68,12 @@ def _json_values(text: str) -> list[Any]:
             break
         try:
             value, end = decoder.raw_decode(text, start)
-        except (ValueError, RecursionError):  # deeply nested brackets are not a tool call
+        except RecursionError:  # deeply nested brackets are not a tool call: skip the whole run
+            index = start + 1
+            while index < len(text) and text[index] in "[{ \n\t":
+                index += 1
+            continue
+        except ValueError:
             index = start + 1
             continue
         values.append(value)

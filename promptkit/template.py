@@ -30,7 +30,7 @@ from promptkit.environment import (
     strip_tracking,
     template_environment,
 )
-from promptkit.errors import PromptkitError, TemplateError, VariableError
+from promptkit.errors import PromptkitError, TemplateError, TemplateSyntaxError, VariableError
 from promptkit.segments import SegmentSpec, VariableSpec
 from promptkit.template_analysis import TemplateAnalysis, analyze_source
 
@@ -62,6 +62,7 @@ class PromptTemplate:
     """
 
     def __init__(self, source: str, *, name: str = "<string>", path: Path | None = None) -> None:
+        _check_source(source, str(path) if path is not None else name)
         self.source = source
         self.name = name
         self.path = path
@@ -234,3 +235,20 @@ class PromptTemplate:
             return name
         found = self.analysis.derived.get(name)
         return found[1] if found else None
+
+
+def _check_source(source: object, filename: str) -> None:
+    """A template source is a str that can be encoded (no lone surrogates)."""
+    if not isinstance(source, str):
+        raise TemplateError(
+            f"a template source is a str, not {type(source).__name__}", template=filename
+        )
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TemplateSyntaxError(
+            f"lone surrogate {source[exc.start]!r} at character {exc.start}: no tokenizer can "
+            "encode it",
+            template=filename,
+            line=source[: exc.start].count("\n") + 1,
+        ) from None

@@ -62,6 +62,7 @@ def _entry(key: str, raw: Any, path: Path) -> LockEntry:
         raise LintConfigError(
             f"{path}: entry {key!r} is malformed ({exc!r}); {_REGENERATE}"
         ) from None
+    return entry
 
 
 def _consistent(entry: LockEntry) -> None:
