@@ -178,3 +178,13 @@ def test_a_conversation_is_salted_for_its_tenant(tokenizer: Tokenizer) -> None:
     assert [r.cache_salt for r in seen] == [tenancy.salt("alice")] * 2
     with pytest.raises(TenantError):
         Conversation(client, system="Be brief.").say("Hi")
+
+
+def test_the_tenants_page_snippets_run() -> None:
+    import re
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "tenants.md").read_text("utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.DOTALL | re.MULTILINE)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/tenants.md", "exec"), {})
