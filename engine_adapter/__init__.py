@@ -21,6 +21,7 @@ from engine_adapter.errors import (
     EngineRequestError,
     EngineStartError,
     EngineWarning,
+    PartialBatchError,
     PromptkitError,
     SamplingError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ErrorMapping",
     "FunctionEngine",
     "OpenAIEngine",
+    "PartialBatchError",
     "PrefixCacheCounters",
     "PromptkitError",
     "SamplingError",

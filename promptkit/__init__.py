@@ -23,6 +23,7 @@ from engine_adapter import (
     EngineStartError,
     EngineWarning,
     FunctionEngine,
+    PartialBatchError,
     SamplingError,
     SamplingSettings,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "MissExplanation",
     "ModelError",
     "OpenAIEngine",
+    "PartialBatchError",
     "PrefixCacheMirror",
     "PromptBuilder",
     "PromptSource",

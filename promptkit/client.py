@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from engine_adapter import Engine, EngineResult, SamplingSettings
+from engine_adapter import Engine, EngineResult, PartialBatchError, SamplingSettings
 from engine_adapter.kv_events import KVEventSubscriber
 from promptkit._control_tokens import ControlTokenPolicy
 from promptkit._tenancy import Tenancy, TenantArg, resolve_salt
@@ -225,7 +225,11 @@ class Client:
         each other's blocks, so the mirror's view before the batch is the fair expectation.
         """
         pending = self._prepare(prompts, sampling, cache_salt, salts, labels, tenant)
-        return self._finish(pending, self.engine.generate([p.request for p in pending]))
+        try:
+            results = self.engine.generate([p.request for p in pending])
+        except PartialBatchError as exc:
+            raise self._partial(pending, exc)  # noqa: B904 - the same error, with its answers
+        return self._finish(pending, results)
 
     async def asend(
         self,
@@ -240,7 +244,11 @@ class Client:
         """:meth:`send` for async code: many sessions can await at once (use
         :class:`engine_adapter.AsyncVLLMEngine` so the engine batches them continuously)."""
         pending = self._prepare(prompts, sampling, cache_salt, salts, labels, tenant)
-        return self._finish(pending, await self.engine.agenerate([p.request for p in pending]))
+        try:
+            results = await self.engine.agenerate([p.request for p in pending])
+        except PartialBatchError as exc:
+            raise self._partial(pending, exc)  # noqa: B904 - the same error, with its answers
+        return self._finish(pending, results)
 
     def _prepare(
         self,
@@ -284,6 +292,15 @@ class Client:
     ) -> list[Generation]:
         with self._lock:
             return [self._complete(p, r) for p, r in zip(pending, results, strict=True)]
+
+    def _partial(self, pending: Sequence[Pending], error: PartialBatchError) -> PartialBatchError:
+        """Record the answers a partly failed batch got, and put them on the error."""
+        with self._lock:
+            error.generations = [
+                self._complete(p, r) if r is not None else None
+                for p, r in zip(pending, error.results, strict=True)
+            ]
+        return error
 
     def fan_out(
         self,
