@@ -46,7 +46,16 @@ from promptkit import (
 from promptkit.lint.lockfile import read_lock
 from promptkit.templates import load_template
 
-__all__ = ["Case", "Outcome", "api_cases", "cli_cases", "engine_cases", "main", "run_case"]
+__all__ = [
+    "Case",
+    "Outcome",
+    "api_cases",
+    "cli_cases",
+    "engine_cases",
+    "fault_cases",
+    "main",
+    "run_case",
+]
 
 Expect = Literal["typed", "ok"]
 Outcome = Literal["typed", "ok", "UNTYPED", "WRONG", "HANG"]
@@ -744,6 +753,66 @@ class _CliError(PromptkitError):
     """The CLI exited 2 with an error line: the typed outcome of a CLI case."""
 
 
+# -- faults: a misbehaving remote server ------------------------------------------------------
+
+
+def fault_cases() -> Iterator[Case]:
+    """Injected server faults: each must be a typed error in bounded time, or keep what it got."""
+    from bench.fault_server import REFUSED, fault_server
+    from engine_adapter import OpenAIEngine, PartialBatchError
+
+    def remote(mode: str, ids: list[tuple[int, ...]]) -> Any:
+        with fault_server(mode) as httpd:
+            host, port = httpd.server_address[:2]
+            with OpenAIEngine.from_url(
+                f"http://{host}:{port}/v1",
+                model="m",
+                block_size=32,
+                timeout=1.0,
+                max_retries=0,
+                deadline_s=2.0,
+            ) as engine:
+                return engine.generate([EngineRequest(prompt_token_ids=i) for i in ids])
+
+    def partial() -> Any:
+        try:
+            remote("ok", [(1,), (REFUSED,), (3,)])
+        except PartialBatchError as exc:
+            return [r is not None for r in exc.results]
+        return None
+
+    yield Case(
+        "fault", "server hung before answering (read timeout 1 s)", lambda p: remote("hang", [(1,)])
+    )
+    yield Case(
+        "fault", "server trickling keep-alives (deadline 2 s)", lambda p: remote("trickle", [(1,)])
+    )
+    yield Case("fault", "stream ended before the answer", lambda p: remote("truncate", [(1,)]))
+    yield Case(
+        "fault",
+        "server refused 1 of 3 prompts: the 2 answers are kept",
+        lambda p: partial(),
+        "ok",
+        lambda v: v == [True, False, True],
+    )
+    yield Case(
+        "fault",
+        "engine used after close()",
+        lambda p: _closed_engine().generate([EngineRequest(prompt_token_ids=(1,))]),
+    )
+
+
+def _closed_engine() -> Any:
+    from bench.fault_server import fault_server
+    from engine_adapter import OpenAIEngine
+
+    with fault_server() as httpd:
+        host, port = httpd.server_address[:2]
+        engine = OpenAIEngine.from_url(f"http://{host}:{port}/v1", model="m", block_size=32)
+        engine.close()
+    return engine
+
+
 # -- engine cases (the real engine, with --engine) --------------------------------------------
 
 
@@ -945,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict[str, Any] = {"date": dt.date.today().isoformat()}
     with tempfile.TemporaryDirectory() as tmp:
         probe = Probe(tokenizer, Path(tmp))
-        results = run_all(probe, [*api_cases(), *cli_cases()])
+        results = run_all(probe, [*api_cases(), *cli_cases(), *fault_cases()])
         if args.engine:
             from engine_adapter import VLLMEngine
 

@@ -118,7 +118,7 @@ class DriftDetector:
     """
 
     def __init__(
-        self, tokenizer: Tokenizer, *, history: int = 32, max_tokens: int = 2_000_000
+        self, tokenizer: Tokenizer, *, history: int = 32, max_tokens: int = 500_000
     ) -> None:
         self.tokenizer = tokenizer
         self.history = history

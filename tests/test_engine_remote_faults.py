@@ -6,15 +6,14 @@ server cannot be made to misbehave on cue); the ``openai`` client and the adapte
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from bench.fault_server import REFUSED, fault_server
 from engine_adapter import (
     EngineRequest,
     EngineRequestError,
@@ -24,74 +23,11 @@ from engine_adapter import (
 )
 from promptkit import Client, PromptTemplate, Tokenizer
 
-REFUSED = 666  # a prompt holding this token id is refused with HTTP 400
-
-
-def _chunk(text: str, finish: str | None, token: int) -> bytes:
-    event = {
-        "id": "c",
-        "object": "text_completion",
-        "created": 0,
-        "model": "m",
-        "choices": [{"index": 0, "text": text, "finish_reason": finish, "token_ids": [token]}],
-    }
-    return f"data: {json.dumps(event)}\n\n".encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    mode = "ok"
-
-    def log_message(self, *args: Any) -> None:  # quiet
-        return None
-
-    def do_GET(self) -> None:  # /metrics: this server publishes no counters
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        mode = self.server.mode  # type: ignore[attr-defined]
-        if mode == "hang":
-            time.sleep(30)
-            return
-        if REFUSED in body["prompt"]:
-            payload = json.dumps({"error": {"message": "prompt refused", "code": 400}}).encode()
-            self.send_response(400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        if mode == "trickle":
-            for _ in range(300):  # a keep-alive comment every 0.1 s: never a read timeout
-                self.wfile.write(b": keep-alive\n\n")
-                self.wfile.flush()
-                time.sleep(0.1)
-            return
-        self.wfile.write(_chunk(" hel", None, 1))
-        if mode == "truncate":
-            self.wfile.flush()
-            return  # the connection closes without the rest of the answer
-        self.wfile.write(_chunk("lo", "stop", 2))
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-
 
 @pytest.fixture()
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.mode = "ok"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with fault_server() as httpd:
+        yield httpd
 
 
 def _engine(server: ThreadingHTTPServer, **kwargs: Any) -> OpenAIEngine:
@@ -121,7 +57,7 @@ def test_a_hung_server_is_a_timeout_error_not_a_hang(server: ThreadingHTTPServer
 def test_a_trickling_server_cannot_defeat_the_deadline(server: ThreadingHTTPServer) -> None:
     server.mode = "trickle"  # type: ignore[attr-defined]
     started = time.monotonic()
-    with _engine(server) as engine, pytest.raises(EngineRequestError, match="deadline of 2.0 s"):
+    with _engine(server) as engine, pytest.raises(EngineRequestError, match=r"deadline of 2\.0 s"):
         engine.generate([_request()])
     assert time.monotonic() - started < 20
 
@@ -133,9 +69,8 @@ def test_a_stream_that_ends_early_is_an_error(server: ThreadingHTTPServer) -> No
 
 
 def test_a_partly_refused_batch_keeps_the_answers_it_got(server: ThreadingHTTPServer) -> None:
-    with _engine(server) as engine:
-        with pytest.raises(PartialBatchError, match="1 of 3") as info:
-            engine.generate([_request(1), _request(REFUSED), _request(3)])
+    with _engine(server) as engine, pytest.raises(PartialBatchError, match="1 of 3") as info:
+        engine.generate([_request(1), _request(REFUSED), _request(3)])
     error = info.value
     assert [r is not None for r in error.results] == [True, False, True]
     assert set(error.errors) == {1}

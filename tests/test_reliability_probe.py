@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.reliability_probe import Probe, api_cases, cli_cases, run_case
+from bench.reliability_probe import Probe, api_cases, cli_cases, fault_cases, run_case
 from promptkit import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = [*api_cases(), *cli_cases()]
+CASES = [*api_cases(), *cli_cases(), *fault_cases()]
 
 
 @pytest.fixture(scope="module")
