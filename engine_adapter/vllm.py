@@ -9,6 +9,11 @@ cache size is set through ``VLLM_CPU_KVCACHE_SPACE`` (GiB) unless the caller alr
 the block size must be a multiple of 32 (we default to 32 so short prefixes hit). Scripts that
 start this engine need an ``if __name__ == "__main__":`` guard: vLLM spawns worker processes.
 
+A dead engine core fails the call in flight and every later call at once with
+:class:`~engine_adapter.errors.EngineDeadError` (vLLM's own sync client would wait forever for
+the dead core's output: a monitor thread wakes it). The engine processes are guarded by
+:class:`~engine_adapter._watchdog.Watchdog`: they die with this process, even on ``SIGKILL``.
+
 ``vllm.LLM`` is not thread-safe (two threads in ``generate`` abort the process inside ZeroMQ),
 so every call into it holds one lock: threads, and coroutines whose ``agenerate`` runs
 ``generate`` in a worker thread, take turns. For many concurrent sessions use
@@ -20,7 +25,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, Self, Unpack
 
 from engine_adapter._vllm_common import (
@@ -37,9 +43,10 @@ from engine_adapter._vllm_common import (
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
+from engine_adapter._watchdog import Watchdog, current_children, new_children
 from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, map_exceptions
-from engine_adapter.errors import EngineClosedError, EngineStartError
+from engine_adapter.errors import EngineClosedError, EngineDeadError, EngineStartError
 from engine_adapter.models import EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["VLLMEngine"]
@@ -57,11 +64,14 @@ class VLLMEngine(Engine):
 
     name: ClassVar[str] = "vllm"
     supports_cache_salt: ClassVar[bool] = True
+    #: Kills the engine processes if this process dies without closing the engine.
+    _watchdog: Watchdog | None = None
 
     def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
         kwargs, endpoint = build_engine_kwargs(model, options)
         vllm = import_vllm()
         started = time.perf_counter()
+        before = current_children()
         try:
             with map_exceptions(start_errors(), f"starting vLLM on {kwargs['model']}"):
                 llm = vllm.LLM(**kwargs)
@@ -69,6 +79,7 @@ class VLLMEngine(Engine):
             remove_kv_events_endpoint(endpoint)
             raise
         self._adopt(llm, owns_llm=True, kv_events_endpoint=endpoint, private_endpoint=endpoint)
+        self._watchdog = Watchdog(new_children(before))
         self.start_seconds = time.perf_counter() - started
 
     @classmethod
@@ -107,6 +118,10 @@ class VLLMEngine(Engine):
         self._private_endpoint = private_endpoint
         self._block_size = int(cache_config.block_size)
         self._lock = threading.Lock()
+        #: Why the engine is dead, once it is: every later call fails at once with it.
+        self.dead_reason: str | None = None
+        self._closed = threading.Event()
+        threading.Thread(target=self._monitor, name="promptkit-vllm-monitor", daemon=True).start()
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
         self.kv_events_endpoint = kv_events_endpoint
 
@@ -125,7 +140,8 @@ class VLLMEngine(Engine):
         if not requests:
             return []
         prompts = [tokens_prompt(r) for r in requests]
-        with self._lock, map_request_errors("vLLM generate"):
+        self._check_alive()
+        with self._lock, self._mark_dead(), map_request_errors("vLLM generate"):
             llm = self.llm
             params = [sampling_params(r.sampling) for r in requests]
             started = time.perf_counter()
@@ -133,23 +149,64 @@ class VLLMEngine(Engine):
         wall = time.perf_counter() - started
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
 
+    def _check_alive(self) -> None:
+        if self.dead_reason is not None:
+            raise EngineDeadError(self.dead_reason)
+
+    @contextmanager
+    def _mark_dead(self) -> Iterator[None]:
+        try:
+            yield
+        except EngineDeadError as exc:
+            self.dead_reason = self.dead_reason or str(exc)
+            raise
+
+    def _monitor(self) -> None:
+        """Wake a call waiting on a dead engine core: vLLM's sync client marks the core dead and
+        shuts its output thread down, but nothing then wakes ``LLM.generate``'s wait."""
+        while not self._closed.wait(0.5):
+            core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+            resources = getattr(core, "resources", None)
+            if resources is None or not getattr(resources, "engine_dead", False):
+                continue
+            self.dead_reason = self.dead_reason or (
+                "the vLLM engine core process died (killed, or out of memory: see the log "
+                "above); this engine cannot serve again: start a new one (Client.restart())"
+            )
+            queue = getattr(core, "outputs_queue", None)
+            if queue is not None:
+                from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
+
+                queue.put_nowait(VLLMEngineDeadError())
+            return
+
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
+        self._check_alive()
         with self._lock, map_request_errors("reading vLLM metrics"):
             metrics = self.llm.get_metrics()
         return prefix_counters(counter_samples(metrics))
 
     def reset_prefix_cache(self) -> bool:
+        self._check_alive()
         with self._lock, map_request_errors("resetting the prefix cache"):
             return bool(self.llm.reset_prefix_cache())
 
     def close(self) -> None:
         """Shut the engine down, if this adapter started it (or was told it owns it)."""
-        with self._lock:  # a call in flight finishes first
+        self._closed.set()
+        if self.dead_reason is None:
+            with self._lock:  # a call in flight finishes first
+                llm, self._llm = self._llm, None
+        else:  # nothing in flight can finish on a dead engine
             llm, self._llm = self._llm, None
         if llm is None or not self._owns_llm:
             return
         remove_kv_events_endpoint(self._private_endpoint)
-        llm.llm_engine.engine_core.shutdown()
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.release()
 
 
 def _published_endpoint(config: Any) -> str | None:

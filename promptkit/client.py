@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -133,6 +133,10 @@ class Client:
         self._ids = itertools.count(1)
         self._sink = JsonlSink(log_path) if log_path is not None else None
         self._owns_engine = owns_engine
+        #: Builds a replacement engine for :meth:`restart` (set by :meth:`embedded`).
+        self.engine_factory: Callable[[], Engine] | None = None
+        #: How many times :meth:`restart` replaced the engine; every record carries it.
+        self.restarts = 0
         self._counters_baseline = engine.prefix_cache_counters()
         endpoint = engine.kv_events_endpoint
         self._kv_events: KVEventSubscriber | None = None
@@ -161,7 +165,7 @@ class Client:
         path = resolve_model_dir(model)
         tokenizer = Tokenizer.from_dir(path)
         engine = VLLMEngine(path, **engine_kwargs)
-        return cls(
+        client = cls(
             engine=engine,
             tokenizer=tokenizer,
             log_path=log_path,
@@ -170,6 +174,40 @@ class Client:
             tenancy=tenancy,
             tenant=tenant,
         )
+        client.engine_factory = lambda: VLLMEngine(path, **engine_kwargs)
+        return client
+
+    def restart(self) -> None:
+        """Replace the engine (after :class:`~engine_adapter.EngineDeadError`) with a new one.
+
+        The old engine is closed (its processes killed if need be), the mirror is cleared (the
+        new engine's cache is empty), and later records carry ``engine_restarts``. Only a client
+        that started its engine (:meth:`embedded`) or was given ``engine_factory`` can restart.
+        """
+        from engine_adapter import EngineError
+
+        if self.engine_factory is None:
+            raise EngineError(
+                "this client did not start its engine, so it cannot start another: close it "
+                "and build a new Client, or set client.engine_factory"
+            )
+        with self._lock:
+            try:
+                self.engine.close()
+            except Exception:  # a dead engine may fail to close; the new one matters
+                log.exception("closing the old engine failed; starting a new one anyway")
+            if self._kv_events is not None:
+                self._kv_events.close()
+                self._kv_events = None
+            self.engine = self.engine_factory()
+            self.mirror.clear()
+            self.restarts += 1
+            self._counters_baseline = self.engine.prefix_cache_counters()
+            if self.engine.kv_events_endpoint:
+                self._kv_events = KVEventSubscriber(self.engine.kv_events_endpoint)
+            log.warning(
+                "engine restarted (restart %d); the prefix cache starts empty", self.restarts
+            )
 
     # -- templates and prompts --------------------------------------------------------------
 
@@ -331,6 +369,8 @@ class Client:
         """Audit, remember and log one answered request; nothing here may lose the answer."""
         request_id = next(self._ids)
         record = audit(request_id=request_id, pending=pending, result=result, drift=self.drift)
+        if self.restarts:
+            record = record.model_copy(update={"engine_restarts": self.restarts})
         try:
             self.mirror.record(
                 pending.prompt.token_ids,

@@ -149,6 +149,9 @@ class RequestRecord(BaseModel):
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
+    engine_restarts: int = Field(
+        default=0, description="how many times the client had restarted its engine before this"
+    )
     control_tokens: list[str] = Field(
         default_factory=list,
         description="values (variables, messages[i]) that held control-token text",
