@@ -47,7 +47,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not engine"
 
-# Headless Chromium renders the HTML report in tests/test_report_outputs.py. Installed from
+# Headless Chromium renders the HTML report in tests/reporting/test_report_outputs.py. Installed from
 # Debian only when it is missing and we are root; without root the test looks for any Chromium
 # (PATH, $$PROMPTKIT_CHROMIUM, Playwright's) and, finding none, says so plainly at the end.
 chromium:

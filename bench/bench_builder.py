@@ -1,7 +1,7 @@
 """Cost of building a ~4,000-token prompt whose stable prefix is cached, vs tokenizing it whole.
 
-Run: ``python -m bench.bench_builder`` (no engine needed). Prints a table; the ratio is taken
-within this one run, so machine noise affects both sides alike.
+Run: ``python -m promptkit_bench.bench_builder`` (no engine needed). Prints a table; the ratio is
+taken within this one run, so machine noise affects both sides alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from promptkit import PromptBuilder, Tokenizer, load_template
-from promptkit.model_store import resolve_model_dir
+from promptkit._model_store import resolve_model_dir
 
 WORDS = (
     "alpha",

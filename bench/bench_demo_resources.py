@@ -2,7 +2,8 @@
 
 vLLM runs the engine core and its worker in child processes, so the demo's memory is the sum
 over the tree. RSS double-counts pages the processes share (torch, the model's libraries); PSS
-splits shared pages fairly and is the honest total. Run: ``python -m bench.bench_demo_resources``.
+splits shared pages fairly and is the honest total.
+Run: ``python -m promptkit_bench.bench_demo_resources``.
 
 ``--dtype bfloat16 --dtype float32 --runs 3`` compares engine dtypes in one run, interleaved so
 machine load hits both alike: prefill TTFT of the 1.7k-token table uncached and cached, peak

@@ -5,8 +5,8 @@ of vLLM's prefix-caching example and ends in its own continuation. Every prompt 
 greedily three ways on one engine: alone and uncached (a unique cache salt), in a batch of 8
 uncached, and in a batch of 8 after a warm-up put the shared prefix in the cache. The second and
 third are compared with the first: identical tokens, a divergence at a near-tie (each token among
-the other's top-5), or a real difference. Run with ``python -m bench.bench_dtype_outputs``; one
-engine per dtype, one after the other, in one run.
+the other's top-5), or a real difference. Run with ``python -m
+promptkit_bench.bench_dtype_outputs``; one engine per dtype, one after the other, in one run.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from rich.table import Table
 from engine_adapter import EngineRequest, EngineResult, SamplingSettings
 from engine_adapter.vllm import VLLMEngine
 from promptkit import Tokenizer
-from promptkit.model_store import resolve_model_dir
-from promptkit.output_compare import compare_greedy
+from promptkit._model_store import resolve_model_dir
+from promptkit._output_compare import compare_greedy
 
 PREFIX = (
     "You are an expert school principal, skilled in effectively managing faculty and staff. "

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from promptkit.rag import Chunk
-from promptkit.template import PromptTemplate
+from promptkit._rag import Chunk
+from promptkit._templating.prompt_template import PromptTemplate
 
 __all__ = [
     "AGENT_TOOLS",

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bench.oracle import Sent
 from engine_adapter import Engine, EngineRequest, EngineResult, PrefixCacheCounters
+
+from .oracle import Sent
 
 __all__ = [
     "Measured",

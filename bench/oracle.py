@@ -10,7 +10,7 @@ If the first ``S`` full blocks of request ``i`` are available, the oracle serves
     B * min(S, (N - 1) // B)
 
 tokens -- vLLM's rule: only full blocks, and the last prompt token is always computed. Nothing
-is ever evicted. The oracle is written independently of :mod:`promptkit.expectation` (a trie of
+is ever evicted. The oracle is written independently of :mod:`promptkit._expectation` (a trie of
 exact token blocks, no hashes), so the benchmark checks promptkit rather than restating it.
 """
 

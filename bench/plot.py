@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.rows import BenchReport, Row
+from .rows import BenchReport, Row
 
 __all__ = ["plot_report"]
 

@@ -16,15 +16,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.measure import Measured, Stopwatch, TimedEngine, measured_from_result
-from bench.workloads import ConversationWorkload, QuestionWorkload
 from engine_adapter import Engine, EngineRequest, EngineResult, SamplingSettings
-from promptkit.canonical import canonical_json
-from promptkit.client import Client
-from promptkit.conversation import Conversation
-from promptkit.rag import assemble_context
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import Tokenizer
+from promptkit._canonical import canonical_json
+from promptkit._client import Client
+from promptkit._conversation import Conversation
+from promptkit._rag import assemble_context
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import Tokenizer
+
+from .measure import Measured, Stopwatch, TimedEngine, measured_from_result
+from .workloads import ConversationWorkload, QuestionWorkload
 
 __all__ = ["PromptkitClient", "replay_apc_off"]
 

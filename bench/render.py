@@ -9,7 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.rows import BenchReport, Row
+from .rows import BenchReport, Row
 
 __all__ = ["markdown", "page", "print_report"]
 

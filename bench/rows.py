@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from bench.measure import Measured
-from bench.oracle import oracle_cached
+from .measure import Measured
+from .oracle import oracle_cached
 
 __all__ = ["BenchReport", "Check", "Row", "acceptance_checks", "summarize_row"]
 

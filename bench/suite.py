@@ -14,14 +14,15 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-from bench.measure import Measured
-from bench.promptkit_clients import PromptkitClient, replay_apc_off
-from bench.rows import BenchReport, Row, acceptance_checks, summarize_row
-from bench.text_clients import LangChainClient, NaiveClient
-from bench.workloads import ConversationWorkload, Workload, build_workloads
 from engine_adapter import Engine, EngineRequest, SamplingSettings
 from engine_adapter.errors import EngineRequestError
-from promptkit.tokenization import Tokenizer
+from promptkit._tokenization import Tokenizer
+
+from .measure import Measured
+from .promptkit_clients import PromptkitClient, replay_apc_off
+from .rows import BenchReport, Row, acceptance_checks, summarize_row
+from .text_clients import LangChainClient, NaiveClient
+from .workloads import ConversationWorkload, Workload, build_workloads
 
 __all__ = ["run_bench", "run_suite"]
 
@@ -165,7 +166,7 @@ def run_bench(
 ) -> BenchReport:
     """Start one embedded engine (APC on, block size 32), run the suite, close the engine."""
     from engine_adapter.vllm import VLLMEngine
-    from promptkit.model_store import resolve_model_dir
+    from promptkit._model_store import resolve_model_dir
 
     started, load = time.perf_counter(), os.getloadavg()[0]
     workloads = build_workloads(seed=seed, quick=quick, only=only)

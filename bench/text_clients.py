@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.measure import Measured, Stopwatch, measured_from_vllm
-from bench.workloads import ConversationWorkload, Question, QuestionWorkload
+from .measure import Measured, Stopwatch, measured_from_vllm
+from .workloads import ConversationWorkload, Question, QuestionWorkload
 
 __all__ = ["LangChainClient", "NaiveClient"]
 

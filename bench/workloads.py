@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import corpus
-from promptkit.rag import BM25Index, Chunk
+from promptkit._rag import BM25Index, Chunk
+
+from . import corpus
 
 __all__ = [
     "CLIENTS",

@@ -27,14 +27,31 @@ from engine_adapter import (
     SamplingError,
     SamplingSettings,
 )
+from promptkit._agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import (
+    BlockAccounting,
+    Boundary,
+    BuiltPrompt,
+    SegmentSpan,
+    cacheable_tokens,
+)
+from promptkit._canonical import canonical_json, normalize_text
+from promptkit._chat_template import ChatTemplate
+from promptkit._client import Client, Generation
 from promptkit._control_tokens import ControlTokenPolicy
+from promptkit._conversation import Conversation, ConversationWarning
+from promptkit._expectation import PrefixCacheMirror
+from promptkit._model_store import default_model_dir, prepare_default_model, resolve_model_dir
+from promptkit._output_compare import GreedyComparison, OutputMatch, compare_greedy
+from promptkit._rag import BM25Index, Chunk, assemble_context
+from promptkit._segments import SegmentSpec, Stability, VariableSpec
+from promptkit._source import ChatSource, PromptSource
+from promptkit._templating.finder import load_template
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit._tenancy import SharedCache, Tenancy
-from promptkit.agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
-from promptkit.builder import PromptBuilder
-from promptkit.canonical import canonical_json, normalize_text, to_canonical
-from promptkit.chat import ChatTemplate
-from promptkit.client import Client, Generation
-from promptkit.conversation import Conversation, ConversationWarning
+from promptkit._tokenization import Tokenizer
+from promptkit._tools import canonical_tools, tool_schema
 from promptkit.errors import (
     ArgumentError,
     BoundaryError,
@@ -52,18 +69,7 @@ from promptkit.errors import (
     TokenizationError,
     VariableError,
 )
-from promptkit.expectation import PrefixCacheMirror
-from promptkit.model_store import default_model_dir, prepare_default_model, resolve_model_dir
-from promptkit.prompt import (
-    BlockAccounting,
-    Boundary,
-    BuiltPrompt,
-    SegmentSpan,
-    block_hashes,
-    cacheable_tokens,
-)
-from promptkit.rag import BM25Index, Chunk, assemble_context
-from promptkit.report import (
+from promptkit.reporting import (
     MissExplanation,
     RequestRecord,
     RunSummary,
@@ -71,12 +77,6 @@ from promptkit.report import (
     read_records,
     summarize,
 )
-from promptkit.segments import SegmentSpec, Stability, VariableSpec
-from promptkit.source import ChatSource, PromptSource
-from promptkit.template import PromptTemplate
-from promptkit.templates import load_template
-from promptkit.tokenization import Tokenizer
-from promptkit.tools import canonical_tools, tool_schema
 
 if TYPE_CHECKING:
     from engine_adapter.openai import OpenAIEngine
@@ -132,10 +132,12 @@ __all__ = [
     "EngineWarning",
     "FunctionEngine",
     "Generation",
+    "GreedyComparison",
     "LintConfigError",
     "MissExplanation",
     "ModelError",
     "OpenAIEngine",
+    "OutputMatch",
     "PartialBatchError",
     "PrefixCacheMirror",
     "PromptBuilder",
@@ -164,10 +166,10 @@ __all__ = [
     "VariableSpec",
     "Verdict",
     "assemble_context",
-    "block_hashes",
     "cacheable_tokens",
     "canonical_json",
     "canonical_tools",
+    "compare_greedy",
     "default_model_dir",
     "load_template",
     "normalize_text",
@@ -177,6 +179,5 @@ __all__ = [
     "resolve_model_dir",
     "run_agent",
     "summarize",
-    "to_canonical",
     "tool_schema",
 ]

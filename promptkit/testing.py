@@ -21,14 +21,14 @@ from typing import Any, Protocol
 
 import pytest
 
-from promptkit.builder import PromptBuilder
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import Tokenizer
 from promptkit.lint.config import DEFAULT_BLOCK_SIZE
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.samples import Fixtures
 from promptkit.lint.tokens import measure
-from promptkit.prompt import BuiltPrompt
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import Tokenizer
 
 __all__ = ["AssertCacheStable", "assert_cache_stable"]
 
@@ -81,7 +81,7 @@ class AssertCacheStable(Protocol):
 @pytest.fixture(scope="session")
 def promptkit_tokenizer() -> Tokenizer:
     """The model's tokenizer: ``$PROMPTKIT_MODEL`` or the bundled default (prepared once)."""
-    from promptkit.model_store import resolve_model_dir
+    from promptkit._model_store import resolve_model_dir
 
     return Tokenizer.from_dir(resolve_model_dir())
 

@@ -20,7 +20,7 @@ os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from promptkit import Client, PromptBuilder, Tokenizer
-from promptkit.model_store import resolve_model_dir
+from promptkit._model_store import resolve_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK_SIZE = 32

@@ -7,8 +7,8 @@ import pytest
 
 from engine_adapter import SamplingSettings
 from promptkit import PrefixCacheMirror, PromptBuilder, PromptTemplate, Verdict
-from promptkit.audit import DriftDetector, audit, expect, promised_shared_tokens
-from promptkit.tokenization import Tokenizer
+from promptkit._audit import DriftDetector, audit, expect, promised_shared_tokens
+from promptkit._tokenization import Tokenizer
 from tests.prefix_cache_fake import SimulatedPrefixCache
 from tests.test_client_fast import DOCUMENT, QA
 

@@ -140,7 +140,7 @@ def test_pinned_date_in_chat_template() -> None:
 def test_shipped_templates_build(builder: PromptBuilder, tokenizer: Tokenizer) -> None:
     import json
 
-    from promptkit.templates import shipped_templates
+    from promptkit._templating.finder import shipped_templates
 
     names = [p.stem for p in shipped_templates()]
     assert {"long_doc_qa", "rag_answer", "agent_tools", "chat"} <= set(names)
@@ -173,7 +173,7 @@ def test_tools_are_sorted_and_canonical(builder: PromptBuilder) -> None:
 def test_demo_templates_have_safe_boundaries(tokenizer: Tokenizer) -> None:
     # Regression: the principal template ended its static segment in ": " and every prompt
     # starts with a word, so the demo warned about a moved boundary in its own template.
-    from promptkit.demo import PRINCIPAL_PROMPTS, TABLE_NAMES, _data_dir
+    from promptkit.cli._demo_run import PRINCIPAL_PROMPTS, TABLE_NAMES, _data_dir
 
     strict = PromptBuilder(tokenizer, block_size=32, strict_boundaries=True)
     data = _data_dir()

@@ -139,7 +139,7 @@ def test_cache_loss_the_client_cannot_see_is_an_unexpected_miss(
 
 
 def test_kv_events_map_engine_blocks_to_the_mirror(client: Client) -> None:
-    from engine_adapter.kv_events import AllBlocksCleared, BlocksRemoved, KVEventSubscriber
+    from engine_adapter._kv_events import AllBlocksCleared, BlocksRemoved, KVEventSubscriber
     from promptkit import PrefixCacheMirror
 
     endpoint = client.engine.kv_events_endpoint  # type: ignore[attr-defined]

@@ -123,7 +123,7 @@ def test_a_failing_audit_keeps_the_answer_and_says_why(
 
     monkeypatch.setattr(fast_client.drift, "check", broken)
     qa = PromptTemplate.from_string(QA, name="qa")
-    with caplog.at_level(logging.ERROR, logger="promptkit.client"):
+    with caplog.at_level(logging.ERROR, logger="promptkit._client"):
         out = fast_client.generate(qa, {"document": DOCUMENT, "question": "When?"})
     assert out.text == " ok"
     assert out.record.verdict is Verdict.UNKNOWN

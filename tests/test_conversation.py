@@ -13,10 +13,8 @@ import pytest
 
 from engine_adapter import SamplingSettings
 from promptkit import ChatTemplate, Client, Stability, Tokenizer, Verdict, load_template
-from promptkit.agent import parse_tool_calls, run_agent
-from promptkit.conversation import Conversation, ConversationWarning
-from promptkit.rag import BM25Index, Chunk, assemble_context
-from promptkit.source import ChatSource
+from promptkit._conversation import Conversation, ConversationWarning
+from promptkit._source import ChatSource
 from tests.prefix_cache_fake import SimulatedPrefixCache
 
 REPLY = SamplingSettings(max_tokens=24)
@@ -90,85 +88,6 @@ def test_compaction_moves_the_prefix_rarely(client: Client) -> None:
     )
 
 
-def test_agent_tools_and_results_never_drift(client: Client) -> None:
-    def add(a: float, b: float) -> float:
-        """Add two numbers."""
-        return a + b
-
-    def get_weather(city: str) -> str:
-        """Current weather for a city."""
-        return {"paris": "sunny, 21 C"}.get(city.lower(), "unknown")
-
-    system = (
-        "You are an agent. To use a tool, reply with only a JSON object such as "
-        '{"name": "add", "arguments": {"a": 1, "b": 2}}. Otherwise reply in plain text.'
-    )
-    records = []
-    for task in ("What is 2 + 3?", "What is the weather in Paris?"):
-        chat = Conversation(client, system=system, tools=[get_weather, add])
-        run = run_agent(chat, task, tools=[add, get_weather], max_steps=3, sampling=REPLY)
-        records += [s.generation.record for s in run.steps]
-        assert run.steps
-    assert all(r.verdict is not Verdict.DRIFT for r in records)
-    # The second agent shares the system prompt and tool schemas with the first: they hit.
-    second_first_step = records[len(records) // 2] if len(records) > 1 else records[0]
-    assert (second_first_step.cached_tokens or 0) > 0 or len(records) == 1
-
-
-def test_rag_two_questions_over_the_same_retrieved_set_hit(client: Client) -> None:
-    corpus = [
-        Chunk(
-            "apc",
-            0,
-            "Prefix caching",
-            "vLLM reuses the KV cache of a prompt prefix that matches an earlier request token for token.",
-        ),
-        Chunk(
-            "apc",
-            1,
-            "KV blocks",
-            "The KV cache is split into blocks; only full blocks are cached and shared between requests.",
-        ),
-        Chunk(
-            "salt",
-            0,
-            "Cache salt",
-            "Requests with different cache salts never share cached blocks, which isolates tenants.",
-        ),
-        Chunk(
-            "cpu",
-            0,
-            "CPU backend",
-            "On the CPU backend the block size must be a multiple of 32 and defaults to 128.",
-        ),
-    ]
-    index = BM25Index(corpus)
-    template = load_template("rag_answer")
-    outs = []
-    for question in (
-        "Which blocks of the KV cache are shared?",
-        "Are KV cache blocks cached when partial?",
-    ):
-        hits = index.search(question, k=3)
-        chunks = assemble_context(hits)
-        outs.append(
-            client.generate(template, {"chunks": chunks, "question": question}, sampling=REPLY)
-        )
-    scored = [
-        index.search(q, k=3)
-        for q in (
-            "Which blocks of the KV cache are shared?",
-            "Are KV cache blocks cached when partial?",
-        )
-    ]
-    assert {(c.doc_id, c.position) for c in scored[0]} == {
-        (c.doc_id, c.position) for c in scored[1]
-    }
-    second = outs[1].record
-    assert second.verdict is Verdict.HIT
-    assert second.cached_tokens == second.cacheable_tokens > 0
-
-
 def test_fan_out_prefills_once_then_every_variant_hits(client: Client) -> None:
     template = load_template("long_doc_qa")
     doc = "The bakery opens at seven. Sourdough is baked at five every morning. " * 10
@@ -181,29 +100,6 @@ def test_fan_out_prefills_once_then_every_variant_hits(client: Client) -> None:
     # Prompt 0 is the warm-up's own prompt: it hits beyond the stable prefix, as expected.
     assert all(o.record.cached_tokens == o.record.expected_cached_tokens for o in outs)
     assert all((o.record.cached_tokens or 0) >= o.prompt.cacheable_tokens for o in outs)
-
-
-def test_parse_tool_calls_formats() -> None:
-    smol = '<tool_call>[{"name": "add", "arguments": {"a": 1, "b": 2}}]</tool_call>'
-    assert [(c.name, dict(c.arguments)) for c in parse_tool_calls(smol)] == [
-        ("add", {"a": 1, "b": 2})
-    ]
-    bare = 'Sure: {"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"} done'
-    assert [(c.name, dict(c.arguments)) for c in parse_tool_calls(bare)] == [
-        ("get_weather", {"city": "Paris"})
-    ]
-    assert parse_tool_calls("The answer is 5.") == []
-    assert parse_tool_calls('{"no": "name"}') == []
-
-
-def test_assemble_context_is_order_independent_and_deduplicated() -> None:
-    a = Chunk("d1", 2, "A", "alpha", 0.9)
-    b = Chunk("d1", 0, "B", "beta", 0.5)
-    c = Chunk("d2", 1, "C", "gamma", 0.7)
-    assert assemble_context([a, b, c]) == assemble_context([c, a, b, a])
-    assert [x["title"] for x in assemble_context([a, b, c])] == ["B", "A", "C"]
-    assert [x["title"] for x in assemble_context([a, b, c], order="relevance")] == ["A", "C", "B"]
-    assert [x["title"] for x in assemble_context([a, b, c], max_chunks=2)] == ["A", "C"]
 
 
 # -- engine-free: FunctionEngine and the prefix-cache simulator --------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from promptkit import PrefixCacheMirror, block_hashes
+from promptkit import PrefixCacheMirror
+from promptkit._built_prompt import block_hashes
 
 ids_strategy = st.lists(st.integers(min_value=0, max_value=50_000), max_size=200).map(tuple)
 

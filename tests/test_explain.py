@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from promptkit import PromptBuilder, PromptTemplate
-from promptkit.explain import locate_token
+from promptkit._explain import locate_token
 
 SOURCE = """{% vars city=static, question=request %}
 {% segment system static role=system %}

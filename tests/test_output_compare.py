@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine_adapter import EngineResult
-from promptkit.output_compare import OutputMatch, compare_greedy, compare_token_ids
+from promptkit._output_compare import OutputMatch, compare_greedy, compare_token_ids
 
 
 def _result(

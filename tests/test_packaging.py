@@ -50,6 +50,21 @@ def test_wheel_ships_templates_and_demo_data(wheel: Path) -> None:
     assert "promptkit/py.typed" in names and "engine_adapter/py.typed" in names
 
 
+def test_wheel_carries_every_package_folder_and_the_bench_suite(wheel: Path) -> None:
+    # pyproject lists packages by hand (promptkit_bench is built from bench/), so a new subpackage
+    # left off the list would ship without its modules.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    root = Path(__file__).resolve().parent.parent
+    for init in [
+        *root.glob("promptkit/**/__init__.py"),
+        *root.glob("engine_adapter/**/__init__.py"),
+    ]:
+        assert init.relative_to(root).as_posix() in names
+    assert "promptkit_bench/suite.py" in names
+    assert "promptkit_bench/templates/rag.j2" in names
+    assert "promptkit_bench/benchmarks_intro.md" in names
+
+
 def test_installed_wheel_is_promptkit_vllm_providing_the_promptkit_package(
     wheel: Path, tmp_path: Path
 ) -> None:
@@ -67,7 +82,11 @@ def test_installed_wheel_is_promptkit_vllm_providing_the_promptkit_package(
     )
     (dist,) = importlib.metadata.distributions(path=[str(target)])
     assert dist.metadata["Name"] == DIST
-    assert {f.parts[0] for f in dist.files or ()} >= {"promptkit", "engine_adapter"}
+    assert {f.parts[0] for f in dist.files or ()} >= {
+        "promptkit",
+        "engine_adapter",
+        "promptkit_bench",
+    }
     scripts = {ep.name: ep.value for ep in dist.entry_points.select(group="console_scripts")}
     assert scripts == {"promptkit": "promptkit.cli:main"}
     assert (target / "bin" / "promptkit").is_file()
@@ -75,8 +94,8 @@ def test_installed_wheel_is_promptkit_vllm_providing_the_promptkit_package(
     # The installed copy imports as `promptkit` and finds its shipped templates by name (they are
     # package data, not only in a checkout's templates/).
     probe = (
-        "import promptkit, promptkit.templates as t; "
-        "print(promptkit.__file__); print(t.load_template('long_doc_qa').name)"
+        "import promptkit, promptkit_bench.corpus; "
+        "print(promptkit.__file__); print(promptkit.load_template('long_doc_qa').name)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(

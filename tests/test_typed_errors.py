@@ -25,8 +25,8 @@ from promptkit import (
     parse_tool_calls,
     read_records,
 )
+from promptkit._templating.finder import load_template
 from promptkit.lint.lockfile import read_lock
-from promptkit.templates import load_template
 from tests.prefix_cache_fake import SimulatedPrefixCache
 from tests.sample_templates import DOCUMENT, QA
 

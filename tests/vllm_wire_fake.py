@@ -2,7 +2,7 @@
 
 Only the outermost layer is fake: the real ``openai`` client sends real HTTP requests to an
 ``httpx2.MockTransport``, whose handler answers as a vLLM server would (JSON, or an SSE stream).
-tests/test_engine_openai.py runs the same engine against a real server.
+tests/engine_adapter/test_engine_openai.py runs the same engine against a real server.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""``promptkit bench``: the benchmark suite in ``bench/``, against the embedded engine.
+"""``promptkit bench``: the benchmark suite (package ``promptkit_bench``), against the embedded
+engine.
 
-``bench/`` is a top-level folder of the source checkout, not part of the installed package (it
-needs LangChain and matplotlib, and its workloads are not API). The command therefore imports it
-from the checkout this ``promptkit`` was installed from (``pip install -e .``) by putting the
-repository root on ``sys.path``; from an installed wheel it says so and exits 2.
+The suite ships beside the SDK as its own top-level package, built from the checkout's ``bench/``
+folder: it is an application of promptkit, not part of its API, and it needs LangChain and
+matplotlib (the ``bench`` extra), which the SDK does not. The command imports it like any other
+installed package and, when the extra is missing, says which ``pip install`` to run.
 """
 
 from __future__ import annotations
@@ -32,15 +33,13 @@ from promptkit.errors import ConfigError, PromptkitError
 
 
 def _bench_module(name: str) -> ModuleType:
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "bench" / "suite.py").is_file():
+    try:
+        return importlib.import_module(f"promptkit_bench.{name}")
+    except ImportError as exc:
         raise ConfigError(
-            "promptkit bench runs from a source checkout (bench/ is not installed): clone the "
-            "repository and `pip install -e '.[cpu,dev]'` there"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return importlib.import_module(f"bench.{name}")
+            f"promptkit bench needs {exc.name or 'its dependencies'}: "
+            "pip install 'promptkit-vllm[bench]'"
+        ) from exc
 
 
 @app.command()

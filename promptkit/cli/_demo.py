@@ -31,7 +31,7 @@ def model_prepare(
 ) -> None:
     """Convert the bundled SmolLM2 GGUF into a Hugging Face dir (once; offline)."""
     quiet_engine_logs()
-    from promptkit.model_store import prepare_default_model
+    from promptkit._model_store import prepare_default_model
 
     try:
         path = prepare_default_model(force=force)
@@ -43,7 +43,7 @@ def model_prepare(
 @model_app.command("path")
 def model_path() -> None:
     """Print where the default model lives (it may not be prepared yet)."""
-    from promptkit.model_store import default_model_dir
+    from promptkit._model_store import default_model_dir
 
     console.print(str(default_model_dir()))
 
@@ -62,9 +62,9 @@ def demo(
 ) -> None:
     """Run both seed examples through promptkit on the embedded engine; report every hit."""
     quiet_engine_logs()
-    from promptkit.client import Client
-    from promptkit.demo import run_demo
-    from promptkit.model_store import resolve_model_dir
+    from promptkit._client import Client
+    from promptkit._model_store import resolve_model_dir
+    from promptkit.cli._demo_run import run_demo
 
     quiet = stdout_to_stderr() if as_json else contextlib.nullcontext()
     try:
@@ -78,7 +78,7 @@ def demo(
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
-        from promptkit.console import print_demo
+        from promptkit.cli._console import print_demo
 
         print_demo(console, report)
     raise typer.Exit(EXIT_OK if report.outputs_agree else EXIT_FINDINGS)

@@ -11,7 +11,7 @@ import typer
 from engine_adapter import PrefixCacheCounters
 from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, app, console, fail
 from promptkit.errors import ConfigError, PromptkitError
-from promptkit.report import read_records, summarize
+from promptkit.reporting.records import read_records, summarize
 
 
 @app.command()
@@ -63,7 +63,7 @@ def report(
             counters = PrefixCacheCounters(queries=queries, hits=engine_hits)
         summary = summarize(records, counters=counters)
         if html is not None:
-            from promptkit.report_html import render_html
+            from promptkit.reporting.html import render_html
 
             html.parent.mkdir(parents=True, exist_ok=True)
             html.write_text(
@@ -74,7 +74,7 @@ def report(
     if as_json:
         sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
     else:
-        from promptkit.console import print_summary
+        from promptkit.cli._console import print_summary
 
         print_summary(console, summary, title=f"promptkit report — {log.name}")
         if html is not None:

@@ -71,12 +71,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from engine_adapter import SamplingSettings
+from promptkit._agent import parse_tool_calls
+from promptkit._canonical import canonical_json
+from promptkit._client import Client, Generation
+from promptkit._conversation import Conversation
 from promptkit._tenancy import SharedCache
-from promptkit.agent import parse_tool_calls
-from promptkit.canonical import canonical_json
-from promptkit.client import Client, Generation
-from promptkit.conversation import Conversation
-from promptkit.tools import canonical_tools
+from promptkit._tools import canonical_tools
 
 __all__ = ["ChatPromptkit", "to_chat_messages"]
 

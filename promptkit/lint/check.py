@@ -15,7 +15,10 @@ from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from promptkit.builder import PromptBuilder
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import Tokenizer
 from promptkit.errors import LintConfigError, TemplateError
 from promptkit.lint.config import LintConfig, load_config
 from promptkit.lint.engine import Report, discover, display_path, tokenizer_loader
@@ -24,9 +27,6 @@ from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
 from promptkit.lint.samples import load_fixtures, samples_path
 from promptkit.lint.tokens import divergence, first_difference, measure
-from promptkit.prompt import BuiltPrompt
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import Tokenizer
 
 __all__ = ["check_paths", "check_template", "lock_entry"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from promptkit._tokenization import Tokenizer
 from promptkit.errors import LintConfigError, PromptkitError
 from promptkit.lint.config import LintConfig
 from promptkit.lint.prefix import PrefixPolicy
@@ -22,7 +23,6 @@ from promptkit.lint.sources import lint_chat_template, lint_python
 from promptkit.lint.suppress import apply_suppressions, jinja_suppressions, python_suppressions
 from promptkit.lint.template_rules import lint_template
 from promptkit.lint.whitespace import whitespace_findings
-from promptkit.tokenization import Tokenizer
 
 __all__ = ["Report", "discover", "display_path", "lint_paths", "tokenizer_loader"]
 
@@ -93,7 +93,7 @@ def tokenizer_loader(config: LintConfig) -> Callable[[], Tokenizer]:
 
     @cache
     def load() -> Tokenizer:
-        from promptkit.model_store import resolve_model_dir
+        from promptkit._model_store import resolve_model_dir
 
         try:
             return Tokenizer.from_dir(resolve_model_dir(config.model))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from promptkit.builder import PromptBuilder
+from promptkit._builder import PromptBuilder
+from promptkit._templating.prompt_template import PromptTemplate, RenderedSegment
+from promptkit._tokenization import Tokenizer
 from promptkit.lint.rules import Finding
-from promptkit.template import PromptTemplate, RenderedSegment
-from promptkit.tokenization import Tokenizer
 
 __all__ = ["PrefixPolicy", "literal_prefix_findings", "short_prefix_message"]
 

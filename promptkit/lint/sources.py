@@ -15,7 +15,7 @@ import ast
 from jinja2 import Environment
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
-from promptkit.chat import ChatTemplate
+from promptkit._chat_template import ChatTemplate
 from promptkit.errors import TokenizationError
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding

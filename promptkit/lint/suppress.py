@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
-from promptkit.environment import template_environment
+from promptkit._templating.environment import template_environment
 from promptkit.lint.rules import RULES, Finding
 
 __all__ = ["Suppression", "apply_suppressions", "jinja_suppressions", "python_suppressions"]

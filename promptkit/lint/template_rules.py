@@ -1,6 +1,6 @@
 """Lint rules over one promptkit template: the template analysis's findings, all of them.
 
-The checks themselves live in :mod:`promptkit.template_analysis`, which the loader runs too:
+The checks themselves live in :mod:`promptkit._templating.analysis`, which the loader runs too:
 :class:`PromptTemplate` stops at the first finding that blocks loading, lint reports every
 finding under its rule id. A template that loads is measured for PK601 (the stable prefix, when
 it is literal text).
@@ -8,11 +8,11 @@ it is literal text).
 
 from __future__ import annotations
 
-from promptkit.environment import template_environment
+from promptkit._templating.analysis import analyze_source
+from promptkit._templating.environment import template_environment
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit.lint.prefix import PrefixPolicy, literal_prefix_findings
 from promptkit.lint.rules import Finding
-from promptkit.template import PromptTemplate
-from promptkit.template_analysis import analyze_source
 
 __all__ = ["lint_template"]
 

@@ -17,17 +17,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptkit.builder import PromptBuilder
-from promptkit.canonical import canonical_json
+from promptkit._builder import PromptBuilder
+from promptkit._built_prompt import BuiltPrompt
+from promptkit._canonical import canonical_json
+from promptkit._explain import locate_token
+from promptkit._segments import Stability
+from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tokenization import common_prefix
 from promptkit.errors import PromptkitError, TemplateError
-from promptkit.explain import locate_token
 from promptkit.lint.prefix import PrefixPolicy, short_prefix_message
 from promptkit.lint.rules import Finding
 from promptkit.lint.samples import Fixtures
-from promptkit.prompt import BuiltPrompt
-from promptkit.segments import Stability
-from promptkit.template import PromptTemplate
-from promptkit.tokenization import common_prefix
 
 __all__ = ["Divergence", "Measured", "divergence", "measure"]
 
@@ -73,7 +73,7 @@ def divergence(
     new: BuiltPrompt,
     index: int,
 ) -> Divergence:
-    """Where ``new`` stops matching the ``old`` ids, told by :func:`promptkit.explain.locate_token`
+    """Where ``new`` stops matching the ``old`` ids, told by :func:`promptkit._explain.locate_token`
     (the template line of the expression or text; else the line of the segment's tag)."""
     origin = locate_token(new, index, tokenizer=builder.tokenizer)
     line = origin.tracked.line if origin.tracked is not None else None

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from promptkit._tokenization import Tokenizer
 from promptkit.lint import LintConfig, Report, check_paths
 from promptkit.lint.lockfile import read_lock
-from promptkit.tokenization import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOC = "ACME routers reboot when the blue light blinks. " * 12

@@ -12,11 +12,11 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
+from promptkit._tokenization import Tokenizer
 from promptkit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, app
 from promptkit.errors import LintConfigError
 from promptkit.lint import LintConfig, lint_paths, load_config, render
 from promptkit.testing import assert_cache_stable
-from promptkit.tokenization import Tokenizer
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

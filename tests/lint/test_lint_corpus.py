@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from promptkit import PromptTemplate, TemplateError
+from promptkit._tokenization import Tokenizer
 from promptkit.lint import RULES, LintConfig, lint_paths
-from promptkit.tokenization import Tokenizer
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

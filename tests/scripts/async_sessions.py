@@ -14,7 +14,7 @@ import time
 from engine_adapter import SamplingSettings
 from engine_adapter.vllm_async import AsyncVLLMEngine
 from promptkit import Client, Conversation, Tokenizer
-from promptkit.model_store import resolve_model_dir
+from promptkit._model_store import resolve_model_dir
 
 SYSTEM = (
     "You are a helpful assistant for a public library. You know the opening hours (nine to six), "
