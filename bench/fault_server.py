@@ -19,6 +19,28 @@ __all__ = ["REFUSED", "fault_server"]
 REFUSED = 666  # a prompt holding this token id is refused with HTTP 400
 
 
+# The last event of a vLLM answer started with --enable-prompt-tokens-details.
+_USAGE = (
+    "data: "
+    + json.dumps(
+        {
+            "id": "c",
+            "object": "text_completion",
+            "created": 0,
+            "model": "m",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 3,
+                "completion_tokens": 2,
+                "total_tokens": 5,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
+        }
+    )
+    + "\n\n"
+).encode()
+
+
 def _chunk(text: str, finish: str | None, token: int) -> bytes:
     event = {
         "id": "c",
@@ -70,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             return  # the connection closes without the rest of the answer
         self.wfile.write(_chunk("lo", "stop", 2))
+        self.wfile.write(_USAGE)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 

@@ -53,6 +53,8 @@ def test_a_sigkilled_client_leaves_no_engine_process_behind() -> None:
     assert psutil.pid_exists(child)
     client.send_signal(signal.SIGKILL)
     client.wait()
+    assert client.stdout is not None
+    client.stdout.close()
     assert _gone(child), "the engine process outlived its client"
 
 
