@@ -188,3 +188,31 @@ def test_the_tenants_page_snippets_run() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/tenants.md", "exec"), {})
+
+
+def test_the_langchain_model_is_salted_per_tenant(tokenizer: Tokenizer) -> None:
+    from promptkit.integrations.langchain import ChatPromptkit
+
+    seen: list[str | None] = []
+
+    def respond(request: EngineRequest) -> EngineResult:
+        seen.append(request.cache_salt)
+        return EngineResult(
+            prompt_token_ids=request.prompt_token_ids,
+            num_cached_tokens=0,
+            text=" ok",
+            token_ids=(),
+            finish_reason="stop",
+            ttft_s=None,
+            latency_s=0.0,
+            timing_source="measured",
+        )
+
+    tenancy = Tenancy(secret=SECRET)
+    client = Client(engine=FunctionEngine(respond), tokenizer=tokenizer, tenancy=tenancy)
+    model = ChatPromptkit(client=client, tenant="alice", max_tokens=4)
+    model.invoke("Hi")
+    model.invoke("Hi", tenant="bob")  # per call
+    assert seen == [tenancy.salt("alice"), tenancy.salt("bob")]
+    with pytest.raises(TenantError):
+        ChatPromptkit(client=client, max_tokens=4).invoke("Hi")
