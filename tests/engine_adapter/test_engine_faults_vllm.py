@@ -27,7 +27,11 @@ def test_a_killed_engine_fails_fast_restarts_and_never_outlives_its_client() -> 
     )
     assert client.stdout is not None
     try:
-        report = json.loads(client.stdout.readline())
+        report = next(
+            json.loads(line.removeprefix("REPORT "))
+            for line in client.stdout
+            if line.startswith("REPORT ")
+        )
     finally:
         client.send_signal(signal.SIGKILL)
         client.wait()

@@ -47,7 +47,7 @@ def main() -> None:
     out = client.generate(template, {"q": "Hi"}, sampling=SamplingSettings(max_tokens=2))
     report["after_restart"] = {"tokens": len(out.token_ids), "restarts": out.record.engine_restarts}
     report["new_cores"] = _cores()
-    print(json.dumps(report), flush=True)
+    print("REPORT " + json.dumps(report), flush=True)
     time.sleep(600)  # the test SIGKILLs this process here
 
 
