@@ -975,6 +975,12 @@ def render_page(results: list[Result], extra: dict[str, Any]) -> str:
         "built (`SamplingError`), so a bad value never reaches an engine.",
         "- **Memory**: `Client.records` keeps the last `max_records` (10,000) records, the log "
         "keeps all; the tokenizer's prefix cache is bounded by entries and by bytes.",
+        "- **Engine faults** (tests/engine_adapter/test_engine_faults_vllm.py, real engine): the "
+        "engine core SIGKILLed mid-request fails the call in flight and every later call at once "
+        "with `EngineDeadError`; `client.restart()` starts a new engine (mirror cleared, later "
+        "records carry `engine_restarts`); a SIGKILLed client leaves no `VLLM::EngineCore` behind "
+        "(a watchdog process kills the engine processes when the client's pipe closes). "
+        "Remote faults are the `fault` cases below.",
         "",
         "## Cases",
         "",
