@@ -58,8 +58,8 @@ chromium:
 
 # Our own prompts go through the same CI gate we ship: static rules, then the token-level lock.
 prompts: model
-	$(VENV)/bin/promptkit lint templates
-	$(VENV)/bin/promptkit check templates
+	$(VENV)/bin/promptkit lint templates examples
+	$(VENV)/bin/promptkit check templates examples
 
 test: model lint typecheck chromium prompts
 	$(PY) -m pytest -q -m "not engine"

@@ -23,6 +23,7 @@ __all__ = [
     "VolatileSource",
     "call_name",
     "field_stability",
+    "live_field",
     "root_name",
     "self_and_all",
     "volatile_sources",
@@ -122,10 +123,44 @@ _SESSION_FIELDS = frozenset(
 )
 
 
+#: Fields that live inside stabler objects (a user, a tool, a retrieved chunk) but change every
+#: request: a last-seen time, a live counter, a per-question score.
+_LIVE_FIELDS = frozenset(
+    {
+        "score",
+        "relevance",
+        "similarity",
+        "distance",
+        "hits",
+        "usage_count",
+        "call_count",
+        "calls",
+        "uses",
+        "popularity",
+        "rank",
+        "ranking",
+        "updated_at",
+        "modified_at",
+        "seen_at",
+        "online",
+        "unread",
+        "unread_count",
+        "balance",
+        "latency",
+    }
+)
+
+
+def live_field(name: str) -> bool:
+    """Whether a field of this name changes every request (``last_seen_at``, ``score``)."""
+    key = name.lower()
+    return key in _LIVE_FIELDS or key.startswith("last_") or key.endswith("_score")
+
+
 def field_stability(name: str) -> Stability | None:
     """The stability a variable or field of this name usually has, if its name says so."""
     key = name.lower()
-    if key in _REQUEST_FIELDS:
+    if key in _REQUEST_FIELDS or live_field(key):
         return Stability.REQUEST
     if key in _SESSION_FIELDS:
         return Stability.SESSION

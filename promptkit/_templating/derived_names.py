@@ -34,7 +34,13 @@ def binding(node: nodes.Node) -> tuple[nodes.Node, list[str], frozenset[str]]:
     and ``{% set x = question %}`` reads a bare ``Name``.
     """
     if isinstance(node, nodes.Macro):
-        return nodes.Output(node.body), [node.name], frozenset(a.name for a in node.args)
+        # A default argument is read when the caller leaves it out: `{% macro h(x=question) %}`
+        # carries `question` into every call of `h()`.
+        return (
+            nodes.Output([*node.body, *node.defaults]),
+            [node.name],
+            frozenset(a.name for a in node.args),
+        )
     expr: nodes.Node
     target: nodes.Node
     if isinstance(node, nodes.Assign):
@@ -44,7 +50,8 @@ def binding(node: nodes.Node) -> tuple[nodes.Node, list[str], frozenset[str]]:
     else:
         assert isinstance(node, nodes.AssignBlock)
         expr, target = nodes.Output(node.body), node.target
-    if isinstance(target, nodes.Name):
+    if isinstance(target, nodes.Name | nodes.NSRef):
+        # `{% set ns.x = question %}` makes the whole namespace `ns` carry `question`.
         return nodes.Output([expr]), [target.name], frozenset()
     return nodes.Output([expr]), [t.name for t in target.find_all(nodes.Name)], frozenset()
 

@@ -10,24 +10,21 @@ functions about each segment; they only read ``jinja2.nodes``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from jinja2 import nodes
 
 from promptkit._segments import SegmentSpec, VariableSpec
-from promptkit._volatility import call_name, field_stability, root_name, volatile_sources
+from promptkit._templating.hint import Hint
+from promptkit._templating.history_hints import history_hints
+from promptkit._volatility import (
+    call_name,
+    field_stability,
+    live_field,
+    root_name,
+    volatile_sources,
+)
 
 __all__ = ["Hint", "blank_edge_hints", "segment_hints"]
-
-
-@dataclass(frozen=True, slots=True)
-class Hint:
-    """A heuristic finding: rule id, line, message and the variable it is about."""
-
-    rule: str
-    line: int
-    message: str
-    variable: str | None = None
 
 
 def segment_hints(
@@ -41,6 +38,8 @@ def segment_hints(
     if spec.stability.is_stable:
         yield from _volatile_calls(spec, body, tainted)
         yield from _serialization(spec, body)
+        yield from _live_sort_keys(spec, body)
+        yield from history_hints(spec, body, variables)
     yield from _fields(spec, body, variables)
 
 
@@ -130,6 +129,7 @@ def _serialization(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
             )
         elif flt.name == "items" and id(flt) not in ordered:
             yield Hint("PK202", flt.lineno, f"|items in {where} {unordered}")
+    yield from _mapping_order(spec, body, ordered)
     for call in body.find_all(nodes.Call):
         name, shown = call_name(call)
         sort_keys = next((k.value for k in call.kwargs if k.key == "sort_keys"), None)
@@ -142,6 +142,66 @@ def _serialization(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
             )
         elif name in ("items", "keys", "values") and not call.args and id(call) not in ordered:
             yield Hint("PK202", call.lineno, f"{shown} in {where} {unordered}")
+
+
+#: Attributes that hold a mapping in the usual shapes (a JSON schema's ``properties``): joined,
+#: listed or looped over directly they follow the caller's key order.
+_MAPPING_ATTRS = frozenset(
+    {"properties", "parameters", "params", "headers", "metadata", "attributes", "fields", "kwargs"}
+)
+_ORDER_FILTERS = frozenset({"join", "list", "first", "last", "batch", "map", "string"})
+
+
+def _mapping_attr(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr) and node.attr in _MAPPING_ATTRS:
+        return node.attr
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and node.arg.value in _MAPPING_ATTRS
+    ):
+        return str(node.arg.value)
+    return None
+
+
+def _mapping_order(spec: SegmentSpec, body: nodes.Node, ordered: set[int]) -> Iterator[Hint]:
+    """PK202 for ``.properties`` and the like joined, listed or looped over unsorted."""
+    where = f"the {spec.stability.label} segment {spec.name!r}"
+    seen: list[nodes.Node] = []
+    for flt in body.find_all(nodes.Filter):
+        if flt.name in _ORDER_FILTERS and flt.node is not None and id(flt) not in ordered:
+            seen.append(flt.node)
+    seen += [loop.iter for loop in body.find_all(nodes.For)]
+    for node in seen:
+        attr = _mapping_attr(node)
+        if attr is not None and id(node) not in ordered:
+            yield Hint(
+                "PK202",
+                node.lineno,
+                f".{attr} is usually a mapping (a schema's parameters); in {where} its keys "
+                "come out in the caller's insertion order; sort them (|sort, |dictsort)",
+            )
+
+
+def _live_sort_keys(spec: SegmentSpec, body: nodes.Node) -> Iterator[Hint]:
+    """PK203: stable content ordered by a field that changes every request."""
+    for flt in body.find_all(nodes.Filter):
+        if flt.name not in ("sort", "max", "min", "groupby"):
+            continue
+        keys = [k.value for k in flt.kwargs if k.key == "attribute"] + flt.args[:1]
+        for key in keys:
+            if not (isinstance(key, nodes.Const) and isinstance(key.value, str)):
+                continue
+            field = key.value.rsplit(".", 1)[-1]
+            if live_field(field):
+                yield Hint(
+                    "PK203",
+                    flt.lineno,
+                    f"|{flt.name}(attribute={key.value!r}) in the {spec.stability.label} segment "
+                    f"{spec.name!r} orders by a field that changes every request (a score, a "
+                    "counter, a last-used time), so the same items come out in another order; "
+                    "sort stable content by a fixed key (a name or id)",
+                )
 
 
 def blank_edge_hints(

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from jinja2 import FileSystemLoader
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, UndefinedError
 
@@ -68,6 +69,9 @@ class PromptTemplate:
         self.path = path
         self._filename = str(path) if path is not None else name
         self._environment = template_environment()
+        if path is not None:
+            # `{% include %}`/`{% import %}` resolve next to the template (lint follows them).
+            self._environment.loader = FileSystemLoader(Path(path).parent)
         #: Everything the static analysis found; a loaded template has only non-blocking findings.
         self.analysis: TemplateAnalysis = analyze_source(
             source, environment=self._environment, filename=self._filename

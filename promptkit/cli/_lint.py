@@ -110,7 +110,7 @@ def check(
     min_prefix_tokens: MinPrefixOption = None,
     block_size: BlockSizeOption = None,
 ) -> None:
-    """Render each template's NAME.samples.json with the real tokenizer; compare with the lock."""
+    """Build templates from their samples with the real tokenizer, perturb them, check the lock."""
     quiet_engine_logs()
     try:
         settings = _settings(config, fmt, select, ignore, model, min_prefix_tokens, block_size)

@@ -19,13 +19,20 @@ from promptkit._builder import PromptBuilder
 from promptkit._built_prompt import BuiltPrompt
 from promptkit._templating.prompt_template import PromptTemplate
 from promptkit._tokenization import Tokenizer
-from promptkit.errors import LintConfigError, TemplateError
+from promptkit.errors import LintConfigError, PromptkitError, TemplateError
+from promptkit.lint._chat_check import chat_template_findings
 from promptkit.lint.config import LintConfig, load_config
-from promptkit.lint.engine import Report, discover, display_path, tokenizer_loader
+from promptkit.lint.engine import (
+    Report,
+    discover,
+    display_path,
+    is_chat_template,
+    tokenizer_loader,
+)
 from promptkit.lint.lockfile import Lock, LockEntry, read_lock, write_lock
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
-from promptkit.lint.samples import load_fixtures, samples_path
+from promptkit.lint.samples import load_fixtures, samples_path, synthesized_fixtures
 from promptkit.lint.tokens import divergence, first_difference, measure
 
 __all__ = ["check_paths", "check_template", "lock_entry"]
@@ -132,12 +139,6 @@ def check_template(
     """
     approve = approve or _update_command(shown)
     fixtures_file = samples_path(path)
-    if not fixtures_file.is_file():
-        message = (
-            f"no fixtures: add {fixtures_file.name} next to the template with a list of "
-            "variable objects (see docs/lint.md, promptkit check)"
-        )
-        return [Finding("PK707", shown, None, message)], None
     try:
         source = path.read_text(encoding="utf-8")
         template = PromptTemplate(source, name=shown)
@@ -145,7 +146,20 @@ def check_template(
         line = getattr(exc, "line", None)
         detail = getattr(exc, "detail", None) or str(exc)
         return [Finding("PK706", shown, line, f"the template does not load: {detail}")], None
-    measured = measure(template, load_fixtures(fixtures_file), builder=builder, policy=policy)
+    if fixtures_file.is_file():
+        fixtures = load_fixtures(fixtures_file)
+    else:
+        fixtures = synthesized_fixtures(template)
+        try:
+            builder.build(template, fixtures.samples[0])
+        except PromptkitError as exc:
+            message = (
+                f"no fixtures, and samples made from the declared variables do not render "
+                f"({exc}): add {fixtures_file.name} next to the template with a list of "
+                "variable objects (see docs/lint.md, promptkit check)"
+            )
+            return [Finding("PK707", shown, None, message)], None
+    measured = measure(template, fixtures, builder=builder, policy=policy)
     findings = list(measured.findings)
     if not measured.prompts or any(f.rule == "PK706" for f in findings):
         return findings, None
@@ -180,7 +194,9 @@ def check_paths(
     update: bool = False,
 ) -> Report:
     """Check every template under ``paths``; with ``update``, rewrite their lock entries."""
-    files = [p for p in discover(paths, config=config, suffixes=(".j2",)) if p.suffix != ".py"]
+    discovered = discover(paths, config=config, suffixes=(".j2", ".jinja"))
+    files = [p for p in discovered if p.suffix != ".py" and not is_chat_template(p)]
+    chats = [p for p in discovered if is_chat_template(p)]
     lock_path = config.lock_path
     lock = read_lock(lock_path)
     load = tokenizer or tokenizer_loader(config)
@@ -207,8 +223,17 @@ def check_paths(
             if entry is not None:
                 fresh.templates[key] = entry
         findings += [f for f in found if config.enabled(f.rule)]
+    for path in chats:
+        shown = display_path(path)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            findings.append(Finding("PK001", shown, None, f"cannot read the file: {exc}"))
+            continue
+        found_chat = chat_template_findings(source, path=shown, tokenizer=load())
+        findings += [f for f in found_chat if config.enabled(f.rule)]
     if update:
         root = lock_path.parent
         fresh.templates = {k: v for k, v in fresh.templates.items() if (root / k).is_file()}
         write_lock(lock_path, fresh)
-    return Report(tuple(sorted(findings, key=lambda f: f.sort_key)), len(files))
+    return Report(tuple(sorted(findings, key=lambda f: f.sort_key)), len(files) + len(chats))

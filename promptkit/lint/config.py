@@ -11,6 +11,10 @@
     min-prefix-tokens = 256          # PK601 floor, on top of one KV block
     lockfile = "promptkit.lock"      # where `promptkit check` keeps fingerprints
 
+    [tool.promptkit.lint.filters]    # filters your renderer adds, with the stability of their
+    markdown = "static"              # output (also [tool.promptkit.lint.tests] and .globals)
+    local_time = "request"
+
 Other keys under ``[tool.promptkit]`` belong to other commands and are left alone; unknown keys
 under ``[tool.promptkit.lint]`` are an error, so a typo cannot silently turn a rule off.
 """
@@ -22,16 +26,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from promptkit._segments import Stability
 from promptkit.errors import LintConfigError
 from promptkit.lint.rules import RULES
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "LintConfig", "find_pyproject", "load_config"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "Declared", "LintConfig", "find_pyproject", "load_config"]
 
 #: The KV block size promptkit's embedded engine uses (``VLLMEngine(block_size=32)``). vLLM's
 #: own defaults differ (16 on GPU, 128 on CPU): set ``block-size`` in ``[tool.promptkit]`` to
 #: the value your engine reports (``engine.block_size``).
 DEFAULT_BLOCK_SIZE = 32
-_LINT_KEYS = frozenset({"select", "ignore", "exclude", "min-prefix-tokens", "lockfile"})
+_DECLARABLE = ("filters", "tests", "globals")
+_LINT_KEYS = frozenset(
+    {"select", "ignore", "exclude", "min-prefix-tokens", "lockfile", *_DECLARABLE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A filter, test or global promptkit does not know, declared in config with its class."""
+
+    kind: str  # "filters", "tests" or "globals"
+    name: str
+    stability: Stability
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +63,9 @@ class LintConfig:
     block_size: int = DEFAULT_BLOCK_SIZE
     model: str | None = None
     lockfile: Path = Path("promptkit.lock")
+    #: Filters, tests and globals declared in ``[tool.promptkit.lint.filters]`` (and .tests,
+    #: .globals): lint parses templates that use them and holds their output to its class.
+    declared: tuple[Declared, ...] = ()
 
     def enabled(self, rule_id: str) -> bool:
         """Whether findings of ``rule_id`` are reported (ignore wins over select)."""
@@ -96,6 +116,22 @@ def _validate_numbers(config: LintConfig) -> None:
         raise LintConfigError(f"min-prefix-tokens must be >= 0, got {config.min_prefix_tokens}")
 
 
+def _declared(lint: dict[str, Any], path: Path) -> tuple[Declared, ...]:
+    out: list[Declared] = []
+    for kind in _DECLARABLE:
+        table = lint.get(kind, {})
+        if not isinstance(table, dict):
+            raise LintConfigError(f"{path}: [tool.promptkit.lint.{kind}] must be a table")
+        for name, label in sorted(table.items()):
+            try:
+                out.append(Declared(kind, name, Stability.parse(str(label))))
+            except ValueError as exc:
+                raise LintConfigError(
+                    f"{path}: [tool.promptkit.lint.{kind}] {name}: {exc}"
+                ) from None
+    return tuple(out)
+
+
 def _int(table: dict[str, Any], key: str, default: int) -> int:
     value = table.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -137,6 +173,7 @@ def load_config(pyproject: Path | None = None, *, start: Path | None = None) -> 
         block_size=_int(tool, "block-size", DEFAULT_BLOCK_SIZE),
         model=str(root / Path(model).expanduser()) if model else None,
         lockfile=Path(str(lint.get("lockfile", "promptkit.lock"))),
+        declared=_declared(lint, path),
     )
     _validate_numbers(config)
     return config

@@ -24,7 +24,14 @@ from promptkit.lint.suppress import apply_suppressions, jinja_suppressions, pyth
 from promptkit.lint.template_rules import lint_template
 from promptkit.lint.whitespace import whitespace_findings
 
-__all__ = ["Report", "discover", "display_path", "lint_paths", "tokenizer_loader"]
+__all__ = [
+    "Report",
+    "discover",
+    "display_path",
+    "is_chat_template",
+    "lint_paths",
+    "tokenizer_loader",
+]
 
 _WALKED_SUFFIXES = (".j2", ".jinja", ".py")
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "venv", "build", "dist"})
@@ -106,7 +113,14 @@ def tokenizer_loader(config: LintConfig) -> Callable[[], Tokenizer]:
     return load
 
 
-def _lint_file(path: Path, *, shown: str, prefix: PrefixPolicy | None) -> list[Finding]:
+def is_chat_template(path: Path) -> bool:
+    """Whether ``path`` is a model chat template rather than a promptkit template."""
+    return path.suffix == ".jinja" or "chat_template" in path.name
+
+
+def _lint_file(
+    path: Path, *, shown: str, prefix: PrefixPolicy | None, config: LintConfig
+) -> list[Finding]:
     try:
         # Bytes, not read_text: universal newlines would hide CRLF from PK402.
         source = path.read_bytes().decode("utf-8")
@@ -119,10 +133,16 @@ def _lint_file(path: Path, *, shown: str, prefix: PrefixPolicy | None) -> list[F
             return []  # comments in unrelated Python files are none of our business
     else:
         sups, bad = jinja_suppressions(source, path=shown)
-        if path.suffix == ".jinja" or "chat_template" in path.name:
+        if is_chat_template(path):
             findings = lint_chat_template(source, path=shown)
         else:
-            findings = lint_template(source, path=shown, prefix=prefix)
+            findings = lint_template(
+                source,
+                path=shown,
+                prefix=prefix,
+                declared=config.declared,
+                directory=path.resolve().parent,
+            )
         findings += whitespace_findings(source, path=shown)
     return apply_suppressions(findings, sups) + bad
 
@@ -146,6 +166,8 @@ def lint_paths(
     for path in files:
         shown = display_path(path)
         findings += [
-            f for f in _lint_file(path, shown=shown, prefix=prefix) if config.enabled(f.rule)
+            f
+            for f in _lint_file(path, shown=shown, prefix=prefix, config=config)
+            if config.enabled(f.rule)
         ]
     return Report(tuple(sorted(findings, key=lambda f: f.sort_key)), len(files))

@@ -49,9 +49,17 @@ RULES: dict[str, Rule] = {
         Rule("PK103", "chat-template-clock", _W, "the chat template prints today's date"),
         Rule("PK104", "volatile-variable", _E, "a variable more volatile than its segment"),
         Rule("PK105", "volatile-condition", _E, "stable content depends on a volatile condition"),
+        Rule(
+            "PK106",
+            "volatile-python-value",
+            _E,
+            "Python passes a clock or uuid into a stable variable",
+        ),
         Rule("PK201", "non-canonical-json", _E, "JSON or a repr serialized without sorted keys"),
         Rule("PK202", "unordered-iteration", _W, "dict iteration order in a stable segment"),
+        Rule("PK203", "volatile-sort-key", _W, "stable content sorted by a live score or counter"),
         Rule("PK301", "segment-order", _E, "a less stable segment before a more stable one"),
+        Rule("PK302", "history-not-append-only", _E, "history rendered so each turn rewrites it"),
         Rule("PK401", "trailing-whitespace", _W, "trailing spaces or tabs"),
         Rule("PK402", "crlf", _W, "CRLF line endings"),
         Rule("PK403", "mixed-indentation", _W, "tabs and spaces mixed in indentation"),
@@ -66,6 +74,9 @@ RULES: dict[str, Rule] = {
         Rule("PK705", "not-locked", _E, "the template has no entry in promptkit.lock"),
         Rule("PK706", "render-error", _E, "a sample does not render"),
         Rule("PK707", "missing-samples", _E, "no NAME.samples.json next to the template"),
+        Rule(
+            "PK708", "moves-under-perturbation", _E, "the stable prefix moves under a perturbation"
+        ),
     )
 }
 

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptkit._segments import Stability
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit.errors import LintConfigError
 
-__all__ = ["Fixtures", "load_fixtures", "samples_path"]
+__all__ = ["Fixtures", "load_fixtures", "samples_path", "synthesized_fixtures"]
 
 SAMPLES_SUFFIX = ".samples.json"
 
@@ -80,3 +82,18 @@ def load_fixtures(path: Path) -> Fixtures:
         tuple(_variables(s, f"{path}: samples[{i}]") for i, s in enumerate(samples)),
         tuple(convs),
     )
+
+
+def synthesized_fixtures(template: PromptTemplate) -> Fixtures:
+    """Two samples made from the declared variables, for a template without a samples file.
+
+    Every variable gets a short text; the two samples differ only in ``request`` variables, so
+    the shared-prefix and metamorphic checks still have something to compare. A template that
+    needs structured values (objects, lists) does not render from these: it needs real samples.
+    """
+    first = {name: f"example {name}" for name in template.variables}
+    second = {
+        name: f"another {name}" if spec.stability is Stability.REQUEST else first[name]
+        for name, spec in template.variables.items()
+    }
+    return Fixtures((first, second))

@@ -3,20 +3,27 @@
 * A chat template (``*.jinja``, e.g. a model's ``chat_template.jinja``) is checked for the clock
   (PK103) and for ``tojson`` without sorted keys (PK201): outside promptkit -- vLLM's server,
   ``apply_chat_template`` -- neither is pinned or canonical.
-* A Python file that imports promptkit is checked for ``json.dumps`` without ``sort_keys=True``
-  (PK201), and every template literal passed to ``PromptTemplate``/``from_string`` is linted as
+* A Python file that does not parse is a finding (PK001). One that imports promptkit is checked
+  for ``json.dumps`` without ``sort_keys=True`` whose result reaches a prompt (PK201), for a
+  clock, uuid or random value passed into a variable a template declares stable (PK106), and
+  every template literal passed to ``PromptTemplate``/``from_string`` is linted as
   a template, with lines counted in the Python file.
 """
 
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 from jinja2 import Environment
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
 from promptkit._chat_template import ChatTemplate
+from promptkit._templating.analysis import analyze_source
+from promptkit._templating.environment import template_environment
 from promptkit.errors import TokenizationError
+from promptkit.lint._chat_check import chat_history_findings
+from promptkit.lint._python_flow import reaches_prompt, volatile_splices
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
 from promptkit.lint.template_rules import lint_template
@@ -27,13 +34,13 @@ _TEMPLATE_FACTORIES = frozenset({"PromptTemplate", "from_string"})
 
 
 def lint_chat_template(source: str, *, path: str) -> list[Finding]:
-    """PK103 and PK201 for a model chat template."""
+    """PK103, PK201 and PK302 for a model chat template."""
     try:
         clock = set(ChatTemplate(source, name=path).volatile_names)
         tokens = [t for t in Environment().lex(source) if t[1] != "whitespace"]
     except (TokenizationError, JinjaSyntaxError) as exc:
         return [Finding("PK001", path, getattr(exc, "lineno", None), str(exc))]
-    findings: list[Finding] = []
+    findings: list[Finding] = chat_history_findings(source, path=path)
     seen: set[int] = set()
     for index, (line, kind, value) in enumerate(tokens):
         if kind == "name" and value in clock and line not in seen:
@@ -100,16 +107,64 @@ def _imports_promptkit(tree: ast.Module) -> bool:
     return False
 
 
+def _stable_variables(tree: ast.Module, *, path: str) -> set[str]:
+    """Variables declared more stable than ``request`` by templates this file loads: literals
+    given to ``PromptTemplate``/``from_string`` and files given to ``from_file`` (relative to
+    the Python file, then the cwd)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        arg = node.args[0]
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            continue
+        text: str | None = None
+        if name in _TEMPLATE_FACTORIES:
+            text = arg.value
+        elif name == "from_file":
+            for candidate in (Path(path).parent / arg.value, Path(arg.value)):
+                if candidate.is_file():
+                    text = candidate.read_text(encoding="utf-8")
+                    break
+        if text is None:
+            continue
+        analysis = analyze_source(text, environment=template_environment(), filename=path)
+        names |= {v.name for v in analysis.variables.values() if v.stability.is_stable}
+    return names
+
+
 def lint_python(source: str, *, path: str, prefix: PrefixPolicy | None = None) -> list[Finding]:
-    """PK201 for ``json.dumps`` and every rule for template literals, in files using promptkit."""
+    """PK201 for ``json.dumps`` that reaches a prompt, PK106 for a clock or uuid passed into a
+    stable variable, and every rule for template literals, in files using promptkit."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return []  # not ours to report: Python's own tools will
+    except SyntaxError as exc:
+        return [
+            Finding(
+                "PK001",
+                path,
+                exc.lineno,
+                f"the Python file does not parse ({exc.msg}), so the prompts it builds cannot be "
+                "checked; fix the syntax error",
+            )
+        ]
     if not _imports_promptkit(tree):
         return []
     json_names = _json_names(tree)
-    findings: list[Finding] = []
+    findings: list[Finding] = [
+        Finding(
+            "PK106",
+            path,
+            splice.line,
+            f"{splice.shown} reaches the template variable {splice.variable!r}, which a template "
+            "here declares stable: the value differs on every call and moves the cached prefix; "
+            "declare the variable request and render it in a request segment, or pass a fixed "
+            "value",
+        )
+        for splice in volatile_splices(tree, variables=_stable_variables(tree, path=path))
+    ]
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -120,9 +175,13 @@ def lint_python(source: str, *, path: str, prefix: PrefixPolicy | None = None) -
             and isinstance(func.value, ast.Name)
             and func.value.id == "json"
         ) or (isinstance(func, ast.Name) and func.id in json_names)
-        if is_json and not any(
-            k.arg == "sort_keys" and isinstance(k.value, ast.Constant) and k.value.value is True
-            for k in node.keywords
+        if (
+            is_json
+            and not any(
+                k.arg == "sort_keys" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords
+            )
+            and reaches_prompt(tree, node)
         ):
             findings.append(
                 Finding(

@@ -1,4 +1,4 @@
-"""Token-level stability of one template over its fixtures (PK601, PK701-PK703, PK706).
+"""Token-level stability of one template over its fixtures (PK601, PK701-PK703, PK706, PK708).
 
 Everything here builds real prompts with the real tokenizer and chat template, then compares
 token ids -- the only thing the engine's prefix cache compares:
@@ -13,7 +13,7 @@ token ids -- the only thing the engine's prefix cache compares:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,8 @@ from promptkit._explain import locate_token
 from promptkit._segments import Stability
 from promptkit._templating.prompt_template import PromptTemplate
 from promptkit._tokenization import common_prefix
-from promptkit.errors import PromptkitError, TemplateError
+from promptkit.errors import PromptkitError, SerializationError, TemplateError
+from promptkit.lint._metamorphic import metamorphic_findings
 from promptkit.lint.prefix import PrefixPolicy, short_prefix_message
 from promptkit.lint.rules import Finding
 from promptkit.lint.samples import Fixtures
@@ -89,15 +90,6 @@ def divergence(
     )
 
 
-def _reorder(value: Any) -> Any:
-    """The same value with every object's keys in reverse order."""
-    if isinstance(value, Mapping):
-        return {k: _reorder(value[k]) for k in reversed(list(value))}
-    if isinstance(value, list):
-        return [_reorder(v) for v in value]
-    return value
-
-
 def _build(
     builder: PromptBuilder, template: PromptTemplate, variables: dict[str, Any], label: str
 ) -> BuiltPrompt | Finding:
@@ -124,6 +116,7 @@ def measure(
         findings += _repeatable(builder, template, sample, built, i)
     if findings:
         return Measured(tuple(prompts), tuple(findings))
+    findings += metamorphic_findings(template, fixtures.samples, builder=builder)
     findings += _shared_prefixes(builder, template, fixtures.samples, prompts)
     for c, conversation in enumerate(fixtures.conversations):
         turns: list[BuiltPrompt] = []
@@ -154,14 +147,7 @@ def _repeatable(
 ) -> list[Finding]:
     """The same values -- again, then with object keys reversed -- give the same stable ids."""
     stable = built.token_ids[: built.stable_tokens]
-    variants = (
-        (sample, "renders differently each time (a clock or random value)", "pass it in"),
-        (
-            _reorder(sample),
-            "depends on the order of object keys",
-            "serialize with |tojson and iterate with |dictsort",
-        ),
-    )
+    variants = ((sample, "renders differently each time (a clock or random value)", "pass it in"),)
     for variables, problem, fix in variants:
         again = _build(builder, template, variables, f"samples[{index}]")
         if not isinstance(again, BuiltPrompt):
@@ -186,7 +172,11 @@ def _shared_prefixes(
         names = sorted(n for n, v in template.variables.items() if v.stability <= level)
         groups: dict[str, list[int]] = {}
         for i, sample in enumerate(samples):
-            groups.setdefault(canonical_json({n: sample.get(n) for n in names}), []).append(i)
+            try:
+                key = canonical_json({n: sample.get(n) for n in names})
+            except SerializationError:  # a callable or another value with no JSON form
+                key = f"unique sample {i}"
+            groups.setdefault(key, []).append(i)
         for members in groups.values():
             first = prompts[members[0]]
             end = _level_end(first, level)

@@ -70,7 +70,12 @@ def _free_port() -> int:
 
 
 def _log_tail(log_path: Path) -> str:
-    return "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    """The log's last lines, after its first ERROR line: vLLM prints the root cause (say, too
+    little free memory for the KV cache) long before the traceback that ends the log."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    first_error = next((line for line in lines if " ERROR " in line), None)
+    tail = "\n".join(lines[-30:])
+    return tail if first_error is None else f"first error: {first_error}\n...\n{tail}"
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

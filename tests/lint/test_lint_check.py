@@ -136,8 +136,10 @@ Question: {{ question }}
 """
     samples = [{"settings": {"alpha": 1, "beta": 2}, "question": "Why?"}]
     _project(tmp_path, source, samples)
-    findings = [f for f in _check(tmp_path, tokenizer).active if f.rule == "PK701"]
-    assert findings and "order of object keys" in findings[0].message
+    findings = [f for f in _check(tmp_path, tokenizer).active if f.rule == "PK708"]
+    assert findings and "moves when dict key order changes: `settings` on line 7" in (
+        findings[0].message
+    )
     assert findings[0].line == 7  # the {{ key }} expression
 
 
@@ -193,7 +195,12 @@ Complete this: {% endsegment %}
 def test_missing_samples_and_broken_templates(tmp_path: Path, tokenizer: Tokenizer) -> None:
     template = _project(tmp_path)
     template.with_name("qa.samples.json").unlink()
-    assert [f.rule for f in _check(tmp_path, tokenizer).active] == ["PK707"]
+    # Samples are made from the declared variables: the template is checked, then needs a lock.
+    assert [f.rule for f in _check(tmp_path, tokenizer).active] == ["PK705"]
+    structured = CHAT.replace("{{ title }}", "{{ title.text }}")
+    template.write_text(structured)
+    found = _check(tmp_path, tokenizer).active
+    assert [f.rule for f in found] == ["PK707"] and "no attribute 'text'" in found[0].message
     _project(tmp_path, CHAT, [{"title": "x", "question": "y"}])
     assert "PK706" in {f.rule for f in _check(tmp_path, tokenizer).active}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import re
@@ -12,6 +13,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
+from promptkit._templating.prompt_template import PromptTemplate
 from promptkit._tokenization import Tokenizer
 from promptkit.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, app
 from promptkit.errors import LintConfigError
@@ -198,6 +200,31 @@ def test_assert_cache_stable_helper(tokenizer: Tokenizer) -> None:
         assert_cache_stable(BAD / "PK601_tiny_system.j2", [{"question": "x"}], tokenizer=tokenizer)
 
 
+def test_assert_cache_stable_runs_the_metamorphic_check(tokenizer: Tokenizer) -> None:
+    # A Python callable that reads the clock, passed into a deploy segment: only a frozen,
+    # advanced clock shows it (a set of tags printed unsorted is the second perturbation).
+    source = (
+        "{% vars today=deploy, tags=session, question=request %}\n"
+        "{% segment system static %}\nYou are a careful assistant for ACME routers.\n"
+        "{% endsegment %}\n{% segment ctx deploy %}\nToday is {{ today() }}.\n{% endsegment %}\n"
+        "{% segment tags session %}\nTags: {{ tags | join(', ') }}\n{% endsegment %}\n"
+        "{% segment q request %}\n{{ question }}\n{% endsegment %}\n"
+    )
+
+    def today() -> str:
+        return datetime.date.today().isoformat()
+
+    with pytest.raises(AssertionError) as caught:
+        assert_cache_stable(
+            PromptTemplate.from_string(source, name="dated.j2"),
+            [{"today": today, "tags": {"vip", "eu", "beta"}, "question": "Why?"}],
+            tokenizer=tokenizer,
+        )
+    message = str(caught.value)
+    assert "moves when the clock advances by a day: `today` on line 6" in message
+    assert "moves when a set iterates in another order" in message and "`tags` on line 9" in message
+
+
 def test_plugin_fixture_is_registered(request: pytest.FixtureRequest) -> None:
     # Loaded through the pytest11 entry point, as in a user's project.
     check = request.getfixturevalue("assert_cache_stable")
@@ -215,3 +242,27 @@ def test_lint_all_matches_its_exports() -> None:
         if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
     }
     assert exported == set(promptkit.lint.__all__)
+
+
+def test_declared_filters_and_followed_includes(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.promptkit.lint.filters]\nmarkdown = "static"\nlocal_time = "request"\n'
+        '[tool.promptkit.lint.globals]\nflags = "deploy"\n'
+    )
+    (tmp_path / "policy.j2").write_text("Policy as of {{ clock.now() }}\n")
+    template = tmp_path / "t.j2"
+    template.write_text(
+        "{% vars question=request %}\n{% segment system static %}\n"
+        "{{ 'Be brief.' | markdown }} {{ 'x' | local_time }}\n"
+        '{% include "policy.j2" %}\n{% include "gone.j2" %}\n{% endsegment %}\n'
+        "{% segment q request %}\n{{ question | local_time }}\n{% endsegment %}\n"
+    )
+    config = load_config(tmp_path / "pyproject.toml").with_overrides(ignore=("PK601",))
+    found = {(f.rule, f.line) for f in lint_paths([template], config=config).active}
+    # local_time (request) in the static segment; the clock inside the include; the missing one.
+    assert found == {("PK104", 3), ("PK101", 4), ("PK001", 5)}
+    undeclared = lint_paths([template], config=LintConfig(root=tmp_path, ignore=("PK601",)))
+    assert {f.rule for f in undeclared.active} == {"PK001"}  # no crash: unknown filter reported
+    (tmp_path / "pyproject.toml").write_text('[tool.promptkit.lint.filters]\nx = "hourly"\n')
+    with pytest.raises(LintConfigError, match="unknown stability class"):
+        load_config(tmp_path / "pyproject.toml")

@@ -1,0 +1,5 @@
+from promptkit import PromptTemplate
+
+
+def build(:
+    return PromptTemplate("x")
