@@ -12,6 +12,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from promptkit_bench.fault_server import REFUSED, fault_server
 
 from engine_adapter import (
     EngineRequest,
@@ -21,7 +22,6 @@ from engine_adapter import (
     SamplingSettings,
 )
 from promptkit import Client, PromptTemplate, Tokenizer
-from promptkit_bench.fault_server import REFUSED, fault_server
 
 
 @pytest.fixture()
