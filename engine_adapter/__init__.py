@@ -32,6 +32,7 @@ from engine_adapter.models import (
     PrefixCacheCounters,
     SamplingSettings,
 )
+from engine_adapter.routed import RoutedEngine
 
 if TYPE_CHECKING:
     from engine_adapter.openai import OpenAIEngine
@@ -58,7 +59,11 @@ __all__ = [
     "PartialBatchError",
     "PrefixCacheCounters",
     "PromptkitError",
+<<<<<<< HEAD
     "SamplingError",
+=======
+    "RoutedEngine",
+>>>>>>> main
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",

@@ -18,6 +18,8 @@ attribute                         default           read by the client to
 ``start_seconds``                 ``None``          report how long the engine took to start
 ``prefix_cache_counters()``       ``None``          cross-check records with engine counters
 ``reset_prefix_cache()``          ``False``         start measurements from an empty cache
+``healthy()``                     ``None``          route around a replica that is down
+``replica_counters()``            ``None``          cross-check records per replica
 ================================  ================  ===========================================
 
 Backend errors are mapped at this boundary with :func:`map_exceptions`: each backend names the
@@ -107,6 +109,16 @@ class Engine(abc.ABC):
     def reset_prefix_cache(self) -> bool:
         """Drop every cached block. Returns whether the engine did so."""
         return False
+
+    def healthy(self) -> bool | None:
+        """Whether the engine can serve now (a server answering ``/health``); ``None`` when it
+        cannot tell. Routers ask it after a failed request and to let a replica rejoin."""
+        return None
+
+    def replica_counters(self) -> Mapping[str, PrefixCacheCounters | None] | None:
+        """Prefix-cache counters per replica, for an engine that routes over several (``None``
+        otherwise); records name their replica, so each replica's hits can be checked."""
+        return None
 
     def close(self) -> None:
         """Release the engine's resources. Safe to call twice."""

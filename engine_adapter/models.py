@@ -105,6 +105,11 @@ class EngineResult:
     logprobs: tuple[Mapping[int, float], ...] | None = None
     #: Why ``num_cached_tokens`` is ``None`` and how to get it (e.g. the server flag to add).
     cached_unknown_reason: str | None = None
+    #: The replica that served the request, when a router chose among several.
+    replica: str | None = None
+    #: Why the router sent the request where the prefix was *not* held (a failover, a replica
+    #: over its load bound); ``None`` when it went where the prefix lives, or no router ran.
+    routing_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

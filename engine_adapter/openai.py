@@ -99,6 +99,9 @@ class OpenAIEngine(Engine):
             ``base_url`` without its ``/v1``.
         max_concurrency: at most this many requests of one :meth:`generate` call are in flight,
             so the server can batch them.
+        kv_events_endpoint: where the server publishes its KV-cache events (the ``endpoint`` of
+            its ``--kv-events-config``, with the host a client can reach, e.g.
+            ``tcp://127.0.0.1:5557``); clients and routers then follow them.
     """
 
     name: ClassVar[str] = "openai"
@@ -112,7 +115,11 @@ class OpenAIEngine(Engine):
         block_size: int | None = None,
         server_url: str | None = None,
         max_concurrency: int = 8,
+<<<<<<< HEAD
         deadline_s: float | None = 300.0,
+=======
+        kv_events_endpoint: str | None = None,
+>>>>>>> main
     ) -> None:
         self._openai = _import_openai()
         self._client: OpenAI | None = client
@@ -120,8 +127,12 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
+<<<<<<< HEAD
         #: The most seconds one streamed answer may take, however the server trickles it.
         self.deadline_s = deadline_s
+=======
+        self.kv_events_endpoint = kv_events_endpoint
+>>>>>>> main
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
         self._reports_lock = threading.Lock()
@@ -226,6 +237,21 @@ class OpenAIEngine(Engine):
         except ValueError:
             return True  # older servers answer 200 with an empty body
         return bool(answer.get("success", True)) if isinstance(answer, dict) else True
+
+    def healthy(self, *, timeout: float = 2.0) -> bool:
+        """``GET /health`` answers 200 within ``timeout`` seconds (vLLM answers 503 once its
+        engine died)."""
+        try:
+            client = self.client
+        except EngineClosedError:
+            return False
+        try:
+            client.with_options(timeout=timeout, max_retries=0).get(
+                f"{self.server_url}/health", cast_to=str
+            )
+        except self._openai.APIError:
+            return False
+        return True
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -398,7 +424,9 @@ def openai_errors(openai: Any, error: type[EngineError]) -> ErrorMapping:
 
     ``APITimeoutError`` (the client's timeout), ``APIConnectionError`` (no server there),
     ``APIStatusError`` (an HTTP error status: 400 bad request, 404 unknown model, 5xx ...) and
-    ``APIError`` (an error event in the middle of a stream, or an unreadable response).
+    ``APIError`` (an error event in the middle of a stream, or an unreadable response). A
+    connection that breaks while the answer streams (a server killed mid-answer) reaches us as
+    ``APIConnectionError`` too.
     """
     return {
         openai.APITimeoutError: error,

@@ -23,8 +23,12 @@ from engine_adapter import (
     EngineStartError,
     EngineWarning,
     FunctionEngine,
+<<<<<<< HEAD
     PartialBatchError,
     SamplingError,
+=======
+    RoutedEngine,
+>>>>>>> main
     SamplingSettings,
 )
 from promptkit._agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
@@ -42,6 +46,7 @@ from promptkit._client import Client, Generation
 from promptkit._control_tokens import ControlTokenPolicy
 from promptkit._conversation import Conversation, ConversationWarning
 from promptkit._expectation import PrefixCacheMirror
+from promptkit._fleet import LocalFleet
 from promptkit._model_store import default_model_dir, prepare_default_model, resolve_model_dir
 from promptkit._output_compare import GreedyComparison, OutputMatch, compare_greedy
 from promptkit._rag import BM25Index, Chunk, assemble_context
@@ -134,6 +139,7 @@ __all__ = [
     "Generation",
     "GreedyComparison",
     "LintConfigError",
+    "LocalFleet",
     "MissExplanation",
     "ModelError",
     "OpenAIEngine",
@@ -145,6 +151,7 @@ __all__ = [
     "PromptTemplate",
     "PromptkitError",
     "RequestRecord",
+    "RoutedEngine",
     "RunSummary",
     "SamplingError",
     "SamplingSettings",

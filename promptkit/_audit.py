@@ -216,7 +216,11 @@ def _judged(
     )
     if verdict is Verdict.UNEXPECTED_MISS and actual is not None:
         explanation = explain_unexpected_miss(
-            prompt=prompt, expected=pending.expected, actual=actual, salt=pending.salt
+            prompt=prompt,
+            expected=pending.expected,
+            actual=actual,
+            salt=pending.salt,
+            routing_note=result.routing_note,
         )
     log.debug(
         "request %d %s: %s cached of %d (expected %d)",
@@ -278,5 +282,10 @@ def _record(
         explanation=explanation,
         text=result.text,
         label=pending.label,
+<<<<<<< HEAD
         control_tokens=list(prompt.control_token_values),
+=======
+        replica=result.replica,
+        routing_note=result.routing_note,
+>>>>>>> main
     )

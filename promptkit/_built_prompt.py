@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine_adapter._block_chain import block_hashes, chain_hash, chain_seed
 from promptkit._segments import Stability
 
 if TYPE_CHECKING:
@@ -37,45 +36,10 @@ def cacheable_tokens(shared_tokens: int, total_tokens: int, block_size: int) -> 
     return block_size * min(shared_tokens // block_size, (total_tokens - 1) // block_size)
 
 
-def chain_seed(salt: str | None) -> str:
-    """The hash a block-hash chain starts from (per cache salt)."""
-    return hashlib.blake2b((salt or "").encode(), digest_size=16).hexdigest()
-
-
-def chain_hash(previous: str, block: Sequence[int]) -> str:
-    """The next link: ``H(previous, block ids)``."""
-    digest = hashlib.blake2b(bytes.fromhex(previous), digest_size=16)
-    digest.update(array("q", block).tobytes())
-    return digest.hexdigest()
-
-
 def prefix_fingerprint(hashes: Sequence[str], cacheable: int, block_size: int) -> str:
     """The chain hash at the last cacheable block: one value names the whole cacheable prefix."""
     blocks = cacheable // block_size
     return hashes[blocks - 1] if blocks else chain_seed(None)
-
-
-def block_hashes(
-    ids: Sequence[int],
-    block_size: int,
-    *,
-    salt: str | None = None,
-    known: tuple[str, ...] = (),
-) -> tuple[str, ...]:
-    """A hash chain with one entry per *full* block: ``h_i = H(h_{i-1}, block_i)``.
-
-    ``known`` are hashes already computed for the first blocks of the same ids and salt; the
-    chain continues from them instead of starting over.
-
-    Contract: equal chains mean equal token prefixes; routers and reports compare these instead
-    of the ids. Changing this function changes every stored fingerprint.
-    """
-    previous = known[-1] if known else chain_seed(salt)
-    out: list[str] = list(known)
-    for start in range(len(known) * block_size, len(ids) - block_size + 1, block_size):
-        previous = chain_hash(previous, ids[start : start + block_size])
-        out.append(previous)
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

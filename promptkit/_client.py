@@ -138,6 +138,7 @@ class Client:
         #: How many times :meth:`restart` replaced the engine; every record carries it.
         self.restarts = 0
         self._counters_baseline = engine.prefix_cache_counters()
+        self._replica_baseline = engine.replica_counters()
         endpoint = engine.kv_events_endpoint
         self._kv_events: KVEventSubscriber | None = None
         if endpoint and follow_kv_events is not False:
@@ -406,6 +407,8 @@ class Client:
             records,
             counters=self.engine.prefix_cache_counters(),
             counters_baseline=self._counters_baseline,
+            replica_counters=self.engine.replica_counters(),
+            replica_baseline=self._replica_baseline,
         )
 
     def forget_cache(self) -> None:

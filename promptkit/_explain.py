@@ -186,14 +186,25 @@ def explain_divergence(
 
 
 def explain_unexpected_miss(
-    *, prompt: BuiltPrompt, expected: int, actual: int, salt: str | None
+    *,
+    prompt: BuiltPrompt,
+    expected: int,
+    actual: int,
+    salt: str | None,
+    routing_note: str | None = None,
 ) -> MissExplanation:
-    """Explain an engine serving fewer cached tokens than the mirror expected."""
+    """Explain an engine serving fewer cached tokens than the mirror expected.
+
+    ``routing_note`` is the router's word on why it sent the request where it did (a failover,
+    a load bound, a policy blind to prefixes): then that is the cause, not an eviction.
+    """
     span = prompt.segment_at_token(actual)
     return MissExplanation(
         cause=(
-            "engine served fewer cached tokens than this client sent before: eviction (KV cache "
-            "too small), an engine restart or cache reset, or another cache salt"
+            f"routed away from the replica holding the prefix: {routing_note}"
+            if routing_note
+            else "engine served fewer cached tokens than this client sent before: eviction (KV "
+            "cache too small), an engine restart or cache reset, or another cache salt"
         ),
         position=actual,
         segment=span.name if span else None,

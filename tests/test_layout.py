@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules exercised through a neighbour's tests, because they have no behaviour of their own to
 # test apart from it (a stage of a pipeline, a CLI command, a data model).
 COVERED_BY = {
+    "engine_adapter/_block_chain.py": "tests/test_expectation.py",
+    "engine_adapter/_resident_blocks.py": "tests/test_expectation.py",
+    "engine_adapter/_routing.py": "tests/engine_adapter/test_engine_routed.py",
     "engine_adapter/_kv_events.py": "tests/test_client.py",
     "engine_adapter/_vllm_common.py": "tests/engine_adapter/test_engine_vllm.py",
     "engine_adapter/base.py": "tests/engine_adapter/test_engine_seam.py",

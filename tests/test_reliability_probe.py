@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from promptkit_bench.reliability_probe import Probe, api_cases, cli_cases, fault_cases, run_case
 
 from promptkit import Tokenizer
+from promptkit_bench.reliability_probe import Probe, api_cases, cli_cases, fault_cases, run_case
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [*api_cases(), *cli_cases(), *fault_cases()]

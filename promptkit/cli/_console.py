@@ -9,7 +9,13 @@ from rich.table import Table
 from promptkit._output_compare import OutputMatch
 from promptkit.cli._demo_run import TOP_LOGPROBS, DemoReport
 from promptkit.reporting.records import RunSummary
-from promptkit.reporting.table import COLUMNS, TEXT_COLUMNS, summary_rows
+from promptkit.reporting.table import (
+    COLUMNS,
+    REPLICA_COLUMNS,
+    TEXT_COLUMNS,
+    replica_rows,
+    summary_rows,
+)
 
 __all__ = ["print_demo", "print_summary"]
 
@@ -85,6 +91,23 @@ def _verdicts(counts: dict[str, int]) -> str:
     return " ".join(f"[{_VERDICT_STYLE.get(v, '')}]{v}[/] {n}" for v, n in sorted(counts.items()))
 
 
+def _print_replicas(console: Console, summary: RunSummary) -> None:
+    rows = replica_rows(summary)
+    if not rows:
+        return
+    table = Table(title="per replica")
+    for column in REPLICA_COLUMNS:
+        right = column not in TEXT_COLUMNS
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    for row in rows:
+        style = {True: "green", False: "bold red", None: ""}[row.counters_match]
+        counters = f"[{style}]{escape(row.counters)}[/]" if style else escape(row.counters)
+        table.add_row(
+            row.replica, row.requests, row.unknown, _verdicts(row.verdicts), *row.numbers, counters
+        )
+    console.print(table)
+
+
 def print_summary(console: Console, summary: RunSummary, *, title: str = "") -> None:
     """Per-template hit table, the run in a sentence (what is unknown and why), top causes of
     misses, and the engine-counter cross-check."""
@@ -98,6 +121,7 @@ def print_summary(console: Console, summary: RunSummary, *, title: str = "") -> 
         name = f"[bold]{row.template}[/]" if row.total else row.template
         table.add_row(name, row.requests, row.unknown, _verdicts(row.verdicts), *row.numbers)
     console.print(table)
+    _print_replicas(console, summary)
     line = escape(summary.describe())
     console.print(f"[{_VERDICT_STYLE['UNKNOWN']}]{line}[/]" if summary.unknown_requests else line)
     causes = [(t.template, c, n) for t in summary.templates for c, n in t.top_causes]

@@ -11,7 +11,7 @@ import typer
 from engine_adapter import PrefixCacheCounters
 from promptkit.cli._app import EXIT_FINDINGS, EXIT_OK, app, console, fail
 from promptkit.errors import ConfigError, PromptkitError
-from promptkit.reporting.records import read_records, summarize
+from promptkit.reporting.records import RequestRecord, read_records, summarize
 
 
 @app.command()
@@ -49,6 +49,16 @@ def report(
             "shown next to the hits, not compared. Default: the records' prompt tokens.",
         ),
     ] = None,
+    replica_hits: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--replica-hits",
+            metavar="NAME=HITS",
+            help="Prefix-cache hit tokens one replica counted over the same requests (records "
+            "name their replica when a RoutedEngine served them); repeat per replica. A "
+            "mismatch exits 1.",
+        ),
+    ] = None,
 ) -> None:
     """Per-template hit ratios, TTFT cached vs uncached and top miss causes for a request log."""
     try:
@@ -61,7 +71,8 @@ def report(
             if queries is None:
                 queries = sum(r.prompt_tokens for r in records)
             counters = PrefixCacheCounters(queries=queries, hits=engine_hits)
-        summary = summarize(records, counters=counters)
+        per_replica = _replica_counters(replica_hits or [], records)
+        summary = summarize(records, counters=counters, replica_counters=per_replica)
         if html is not None:
             from promptkit.reporting.html import render_html
 
@@ -79,4 +90,21 @@ def report(
         print_summary(console, summary, title=f"promptkit report — {log.name}")
         if html is not None:
             console.print(f"HTML report: {html}")
-    raise typer.Exit(EXIT_FINDINGS if summary.counters_match is False else EXIT_OK)
+    mismatch = summary.counters_match is False or any(
+        r.counters_match is False for r in summary.replicas
+    )
+    raise typer.Exit(EXIT_FINDINGS if mismatch else EXIT_OK)
+
+
+def _replica_counters(
+    given: list[str], records: list[RequestRecord]
+) -> dict[str, PrefixCacheCounters | None]:
+    """``NAME=HITS`` options as counters; the queries are the replica's records' prompt tokens."""
+    out: dict[str, PrefixCacheCounters | None] = {}
+    for item in given:
+        name, _, hits = item.partition("=")
+        if not name or not hits.isdigit():
+            raise ConfigError(f"--replica-hits {item!r}: expected NAME=HITS, e.g. replica-0=4096")
+        queries = sum(r.prompt_tokens for r in records if r.replica == name)
+        out[name] = PrefixCacheCounters(queries=queries, hits=int(hits))
+    return out

@@ -12,7 +12,13 @@ from html import escape
 
 from promptkit.reporting.plots import VERDICT_COLORS, hit_ratio_svg, segments_svg, ttft_svg
 from promptkit.reporting.records import RequestRecord, RunSummary, Verdict
-from promptkit.reporting.table import COLUMNS, TEXT_COLUMNS, summary_rows
+from promptkit.reporting.table import (
+    COLUMNS,
+    REPLICA_COLUMNS,
+    TEXT_COLUMNS,
+    replica_rows,
+    summary_rows,
+)
 
 __all__ = ["render_html"]
 
@@ -111,6 +117,26 @@ def _counters(summary: RunSummary) -> str:
     return f'<p id="counters">Engine counters: <span class="unknown">{note}</span>.</p>'
 
 
+def _replicas_table(summary: RunSummary) -> str:
+    rows = []
+    for row in replica_rows(summary):
+        check = {True: "good", False: "bad", None: "muted"}[row.counters_match]
+        rows.append(
+            _row(
+                [
+                    f"<td>{escape(row.replica)}</td>",
+                    f'<td class="num">{row.requests}</td>',
+                    f'<td class="num">{row.unknown}</td>',
+                    f'<td class="verdicts">{_verdict_counts(row.verdicts)}</td>',
+                    *(f'<td class="num">{escape(cell)}</td>' for cell in row.numbers),
+                    f'<td class="{check}">{escape(row.counters)}</td>',
+                ]
+            )
+        )
+    head = _head(*REPLICA_COLUMNS)
+    return f'<table id="replicas">{head}<tbody>{"".join(rows)}</tbody></table>'
+
+
 def _causes_table(summary: RunSummary) -> str:
     rows = [
         _row([f"<td>{escape(t.template)}</td>", f"<td>{escape(cause)}</td>", _num(count)])
@@ -171,6 +197,7 @@ def render_html(*, records: Sequence[RequestRecord], summary: RunSummary, source
         _counters(summary),
         "<h2>Per template</h2>",
         _templates_table(summary),
+        *(["<h2>Per replica</h2>", _replicas_table(summary)] if summary.replicas else []),
         "<h2>Plots</h2>",
         _figure(
             hit_ratio_svg(records),

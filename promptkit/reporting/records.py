@@ -30,7 +30,7 @@ import enum
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +42,7 @@ __all__ = [
     "UNKNOWN_CACHED_HINT",
     "CacheTotals",
     "MissExplanation",
+    "ReplicaSummary",
     "RequestRecord",
     "RunSummary",
     "SegmentHit",
@@ -149,12 +150,20 @@ class RequestRecord(BaseModel):
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
+<<<<<<< HEAD
     engine_restarts: int = Field(
         default=0, description="how many times the client had restarted its engine before this"
     )
     control_tokens: list[str] = Field(
         default_factory=list,
         description="values (variables, messages[i]) that held control-token text",
+=======
+    replica: str | None = Field(
+        default=None, description="the replica that served it, when a router chose among several"
+    )
+    routing_note: str | None = Field(
+        default=None, description="why the router sent it where its prefix was not held"
+>>>>>>> main
     )
 
 
@@ -247,6 +256,15 @@ class PrefixCacheCountersModel(BaseModel):
     hits: int
 
 
+class ReplicaSummary(CacheTotals):
+    """Totals of the requests one replica served, checked against that replica's counters."""
+
+    replica: str
+    engine_counters: PrefixCacheCountersModel | None = None
+    counters_match: bool | None = None
+    counters_note: str | None = None
+
+
 class RunSummary(CacheTotals):
     """Totals over a run, per template, and the engine counter cross-check.
 
@@ -261,6 +279,9 @@ class RunSummary(CacheTotals):
     engine_counters: PrefixCacheCountersModel | None = None
     counters_match: bool | None = None
     counters_note: str | None = None
+    replicas: list[ReplicaSummary] = Field(
+        default_factory=list, description="per replica, when a router named one per request"
+    )
 
     def describe(self) -> str:
         """One sentence for people: requests, hit ratio, what is unknown and why."""
@@ -372,11 +393,56 @@ def _cross_check(
     )
 
 
+def _checked(
+    counters: PrefixCacheCounters | None,
+    baseline: PrefixCacheCounters | None,
+    totals: CacheTotals,
+) -> tuple[PrefixCacheCountersModel | None, bool | None, str | None]:
+    if counters is None:
+        return None, None, None
+    hits = counters.hits - (baseline.hits if baseline else 0)
+    queries = counters.queries - (baseline.queries if baseline else 0)
+    model = PrefixCacheCountersModel(queries=queries, hits=hits)
+    match, note = _cross_check(model, totals)
+    if match is False:
+        log.warning("prefix-cache counters disagree: %s", note)
+    return model, match, note
+
+
+def _replica_summaries(
+    records: Sequence[RequestRecord],
+    counters: Mapping[str, PrefixCacheCounters | None],
+    baseline: Mapping[str, PrefixCacheCounters | None],
+) -> list[ReplicaSummary]:
+    by_replica: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        if record.replica is not None:
+            by_replica.setdefault(record.replica, []).append(record)
+    for name in counters:
+        by_replica.setdefault(name, [])
+    summaries = []
+    for name in sorted(by_replica):
+        totals = _totals(by_replica[name])
+        model, match, note = _checked(counters.get(name), baseline.get(name), totals)
+        summaries.append(
+            ReplicaSummary(
+                replica=name,
+                **dict(totals),
+                engine_counters=model,
+                counters_match=match,
+                counters_note=note,
+            )
+        )
+    return summaries
+
+
 def summarize(
     records: Iterable[RequestRecord],
     *,
     counters: PrefixCacheCounters | None = None,
     counters_baseline: PrefixCacheCounters | None = None,
+    replica_counters: Mapping[str, PrefixCacheCounters | None] | None = None,
+    replica_baseline: Mapping[str, PrefixCacheCounters | None] | None = None,
 ) -> RunSummary:
     """Summarize records; with engine counters, check that the hits add up.
 
@@ -384,27 +450,22 @@ def summarize(
     requests sent outside this client before it started do not count. Records whose cached
     count is unknown count in ``unknown_requests``, never as 0 hits; with any of them the
     engine counters can only show a mismatch, not a match (see ``counters_note``).
+
+    Records that name a replica are also summed per replica, each checked against that
+    replica's own counters (``replica_counters``, less ``replica_baseline``) when given.
     """
     items = list(records)
     by_template: dict[str, list[RequestRecord]] = {}
     for record in items:
         by_template.setdefault(record.template, []).append(record)
     totals = _totals(items)
-    reason = _unknown_reason(items)
-    counters_model = None
-    match = note = None
-    if counters is not None:
-        hits = counters.hits - (counters_baseline.hits if counters_baseline else 0)
-        queries = counters.queries - (counters_baseline.queries if counters_baseline else 0)
-        counters_model = PrefixCacheCountersModel(queries=queries, hits=hits)
-        match, note = _cross_check(counters_model, totals)
-        if match is False:
-            log.warning("prefix-cache counters disagree: %s", note)
+    model, match, note = _checked(counters, counters_baseline, totals)
     return RunSummary(
         **dict(totals),
         templates=[_template_summary(name, recs) for name, recs in by_template.items()],
-        unknown_reason=reason,
-        engine_counters=counters_model,
+        unknown_reason=_unknown_reason(items),
+        engine_counters=model,
         counters_match=match,
         counters_note=note,
+        replicas=_replica_summaries(items, replica_counters or {}, replica_baseline or {}),
     )

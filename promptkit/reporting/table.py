@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from promptkit.reporting.records import CacheTotals, RunSummary
 
-__all__ = ["COLUMNS", "TEXT_COLUMNS", "SummaryRow", "summary_rows"]
+__all__ = [
+    "COLUMNS",
+    "REPLICA_COLUMNS",
+    "TEXT_COLUMNS",
+    "ReplicaRow",
+    "SummaryRow",
+    "replica_rows",
+    "summary_rows",
+]
 
 COLUMNS = (
     "template",
@@ -30,7 +38,20 @@ COLUMNS = (
     "TTFT p50 uncached s",
     "speed-up",
 )
-TEXT_COLUMNS = frozenset({"template", "verdicts"})
+TEXT_COLUMNS = frozenset({"template", "verdicts", "replica", "engine counters"})
+#: The per-replica table: the same cache cells, and each replica's own counter cross-check.
+REPLICA_COLUMNS = (
+    "replica",
+    "requests",
+    "unknown",
+    "verdicts",
+    "prompt",
+    "expected",
+    "cached",
+    "hit ratio",
+    "vs expected",
+    "engine counters",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +119,42 @@ def summary_rows(summary: RunSummary) -> list[SummaryRow]:
             total=True,
         )
     )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    """One replica: verdict counts, cache cells (:data:`REPLICA_COLUMNS` order) and whether its
+    own prefix-cache counters agree with its records (``None``: not checked)."""
+
+    replica: str
+    requests: str
+    unknown: str
+    verdicts: dict[str, int]
+    numbers: tuple[str, ...]
+    counters: str
+    counters_match: bool | None
+
+
+def replica_rows(summary: RunSummary) -> list[ReplicaRow]:
+    """A row per replica that served a request (empty when no record names a replica)."""
+    rows = []
+    for r in summary.replicas:
+        if r.engine_counters is None:
+            check = "-"
+        elif r.counters_match:
+            check = f"match ({r.engine_counters.hits} hit tokens)"
+        else:
+            check = r.counters_note or "-"
+        rows.append(
+            ReplicaRow(
+                replica=r.replica,
+                requests=str(r.requests),
+                unknown=str(r.unknown_requests),
+                verdicts=r.verdicts,
+                numbers=_cache_cells(r),
+                counters=check,
+                counters_match=r.counters_match,
+            )
+        )
     return rows

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
+
+from promptkit import Tokenizer
+from promptkit.cli import EXIT_USAGE, app
 from promptkit_bench.measure import Measured
 from promptkit_bench.oracle import Sent, oracle_cached
 from promptkit_bench.rows import summarize_row
@@ -14,10 +18,6 @@ from promptkit_bench.workloads import (
     Step,
     build_workloads,
 )
-from typer.testing import CliRunner
-
-from promptkit import Tokenizer
-from promptkit.cli import EXIT_USAGE, app
 
 B = 4  # small blocks keep the hand computations readable
 

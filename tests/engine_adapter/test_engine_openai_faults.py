@@ -12,7 +12,6 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from promptkit_bench.fault_server import REFUSED, fault_server
 
 from engine_adapter import (
     EngineRequest,
@@ -22,6 +21,7 @@ from engine_adapter import (
     SamplingSettings,
 )
 from promptkit import Client, PromptTemplate, Tokenizer
+from promptkit_bench.fault_server import REFUSED, fault_server
 
 
 @pytest.fixture()

@@ -7,8 +7,9 @@ checks the same mapping inside the real engine.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,25 @@ def test_openai_errors_are_mapped_with_a_next_step(
     with remote(handler) as engine, pytest.raises(EngineRequestError, match=message) as info:
         engine.generate(ASK)
     assert type(info.value.__cause__) is cause
+
+
+class _BrokenStream(httpx2.SyncByteStream):
+    """The first chunk of an answer, then the connection drops: a server killed mid-answer."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunk = {"choices": [{"index": 0, "text": "Hel", "finish_reason": None}]}
+        yield f"data: {json.dumps(chunk)}\n\n".encode()
+        raise httpx2.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def test_a_connection_lost_mid_answer_is_a_request_error_a_router_can_fail_over() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx2.Response(200, headers=headers, stream=_BrokenStream())
+
+    with remote(handler) as engine, pytest.raises(EngineRequestError, match="cannot reach") as info:
+        engine.generate(ASK)
+    assert isinstance(info.value.__cause__, openai.APIConnectionError)
 
 
 def test_an_unreachable_server_at_construction_is_a_start_error() -> None:
