@@ -59,11 +59,8 @@ __all__ = [
     "PartialBatchError",
     "PrefixCacheCounters",
     "PromptkitError",
-<<<<<<< HEAD
-    "SamplingError",
-=======
     "RoutedEngine",
->>>>>>> main
+    "SamplingError",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",

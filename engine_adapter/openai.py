@@ -115,11 +115,8 @@ class OpenAIEngine(Engine):
         block_size: int | None = None,
         server_url: str | None = None,
         max_concurrency: int = 8,
-<<<<<<< HEAD
         deadline_s: float | None = 300.0,
-=======
         kv_events_endpoint: str | None = None,
->>>>>>> main
     ) -> None:
         self._openai = _import_openai()
         self._client: OpenAI | None = client
@@ -127,12 +124,9 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
-<<<<<<< HEAD
         #: The most seconds one streamed answer may take, however the server trickles it.
         self.deadline_s = deadline_s
-=======
         self.kv_events_endpoint = kv_events_endpoint
->>>>>>> main
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
         self._reports_lock = threading.Lock()

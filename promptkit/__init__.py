@@ -23,12 +23,9 @@ from engine_adapter import (
     EngineStartError,
     EngineWarning,
     FunctionEngine,
-<<<<<<< HEAD
     PartialBatchError,
-    SamplingError,
-=======
     RoutedEngine,
->>>>>>> main
+    SamplingError,
     SamplingSettings,
 )
 from promptkit._agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent

@@ -282,10 +282,7 @@ def _record(
         explanation=explanation,
         text=result.text,
         label=pending.label,
-<<<<<<< HEAD
         control_tokens=list(prompt.control_token_values),
-=======
         replica=result.replica,
         routing_note=result.routing_note,
->>>>>>> main
     )

@@ -150,20 +150,18 @@ class RequestRecord(BaseModel):
     explanation: MissExplanation | None = None
     text: str = ""
     label: str | None = None
-<<<<<<< HEAD
     engine_restarts: int = Field(
         default=0, description="how many times the client had restarted its engine before this"
     )
     control_tokens: list[str] = Field(
         default_factory=list,
         description="values (variables, messages[i]) that held control-token text",
-=======
+    )
     replica: str | None = Field(
         default=None, description="the replica that served it, when a router chose among several"
     )
     routing_note: str | None = Field(
         default=None, description="why the router sent it where its prefix was not held"
->>>>>>> main
     )
 
 
