@@ -21,7 +21,9 @@ from engine_adapter.errors import (
     EngineRequestError,
     EngineStartError,
     EngineWarning,
+    PartialBatchError,
     PromptkitError,
+    SamplingError,
 )
 from engine_adapter.fake import FunctionEngine
 from engine_adapter.models import (
@@ -58,9 +60,11 @@ __all__ = [
     "FunctionEngine",
     "OpenAIEngine",
     "OutputConstraint",
+    "PartialBatchError",
     "PrefixCacheCounters",
     "PromptkitError",
     "RoutedEngine",
+    "SamplingError",
     "SamplingSettings",
     "VLLMEngine",
     "VLLMOptions",

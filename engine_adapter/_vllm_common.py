@@ -148,6 +148,13 @@ def tokens_prompt(request: EngineRequest) -> dict[str, Any]:
 
 def to_result(request: EngineRequest, output: Any, wall: float) -> EngineResult:
     """A vLLM ``RequestOutput`` as an :class:`EngineResult` (engine TTFT when it has one)."""
+    sent = getattr(output, "prompt_token_ids", None)
+    if sent is not None and tuple(sent) != request.prompt_token_ids:
+        # Never hand one caller another caller's answer, whatever happened upstream.
+        raise EngineRequestError(
+            "the engine answered a different prompt than this request's; the answer was "
+            "dropped (report this: requests were crossed)"
+        )
     completion = output.outputs[0]
     metrics = getattr(output, "metrics", None)
     ttft = getattr(metrics, "first_token_latency", None)

@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 from engine_adapter._streaming import async_from_thread
-from engine_adapter.errors import EngineCapabilityError, EngineError
+from engine_adapter.errors import EngineCapabilityError, EngineError, EngineRequestError
 from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["Engine", "ErrorMapping", "map_exceptions"]
@@ -103,7 +103,16 @@ class Engine(abc.ABC):
 
     def check_requests(self, requests: Iterable[EngineRequest]) -> None:
         """Raise :class:`EngineCapabilityError` if a request needs a capability this engine
-        does not declare. Callers (the promptkit client) run it before sending anything."""
+        does not declare. Callers (the promptkit client) run it before sending anything.
+
+        An empty ``cache_salt`` is refused on every engine: vLLM treats ``""`` as no salt, so it
+        would silently share the cache it was meant to isolate."""
+        requests = list(requests)
+        if any(request.cache_salt == "" for request in requests):
+            raise EngineRequestError(
+                "cache_salt='' isolates nothing (vLLM reads it as no salt): pass a non-empty "
+                "salt, a tenant= (see docs/tenants.md), or None to share the cache on purpose"
+            )
         if self.supports_cache_salt:
             return
         salted = sum(1 for request in requests if request.cache_salt is not None)

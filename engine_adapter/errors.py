@@ -8,7 +8,10 @@
         ├── EngineNotInstalled     the backend (vllm, openai) is missing: says what to install
         ├── EngineStartError       the engine could not start (bad model dir, no memory ...)
         ├── EngineRequestError     the engine rejected or failed a request (too long, settings)
-        │   └── EngineCapabilityError  a request needs what the engine lacks (a cache salt)
+        │   ├── EngineCapabilityError  a request needs what the engine lacks (a cache salt)
+        │   ├── SamplingError          a sampling setting is outside vLLM's limits (checked early)
+        │   └── PartialBatchError      some requests of a batch failed; the answers of the others
+        │                              are kept on the error
         ├── EngineDeadError        the engine died under a request: start a new one
         └── EngineClosedError      the engine was used after close()
 
@@ -25,6 +28,8 @@ a bug included, propagates unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CachedTokensNotReported",
     "EngineCapabilityError",
@@ -35,7 +40,9 @@ __all__ = [
     "EngineRequestError",
     "EngineStartError",
     "EngineWarning",
+    "PartialBatchError",
     "PromptkitError",
+    "SamplingError",
 ]
 
 
@@ -64,6 +71,29 @@ class EngineCapabilityError(EngineRequestError):
 
     Raised before anything is sent, so no request of the batch ran.
     """
+
+
+class SamplingError(EngineRequestError, ValueError):
+    """A sampling setting is outside vLLM's limits; raised when ``SamplingSettings`` is built,
+    so a bad value never reaches (and never wedges) an engine. Also a ``ValueError``."""
+
+
+class PartialBatchError(EngineRequestError):
+    """Some requests of a batch failed and others were answered: nothing computed is lost.
+
+    ``results`` has one entry per request, in order: its result, or ``None`` where it failed;
+    ``errors`` maps the index of each failed request to its error. The promptkit client records
+    the answered requests and sets ``generations`` (a :class:`~promptkit.Generation` or ``None``
+    per request) before re-raising.
+    """
+
+    def __init__(
+        self, message: str, *, results: list[Any], errors: dict[int, BaseException]
+    ) -> None:
+        super().__init__(message)
+        self.results = results
+        self.errors = errors
+        self.generations: list[Any] | None = None
 
 
 class EngineDeadError(EngineError):

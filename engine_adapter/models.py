@@ -21,6 +21,15 @@ __all__ = [
 ]
 
 TimingSource = Literal["engine", "measured"]
+_CHECKED_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "stop_token_ids",
+    "logprobs",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,7 +49,13 @@ class OutputConstraint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SamplingSettings:
-    """Engine-neutral sampling settings. Greedy by default, so runs are reproducible."""
+    """Engine-neutral sampling settings. Greedy by default, so runs are reproducible.
+
+    Every field is checked against vLLM's limits when the settings are built (see
+    :mod:`engine_adapter._sampling_checks`): a bad value raises
+    :class:`~engine_adapter.errors.SamplingError` here, never inside an engine. ``stop="###"``
+    is one stop string (a list or tuple gives several).
+    """
 
     max_tokens: int = 64
     temperature: float = 0.0
@@ -54,6 +69,21 @@ class SamplingSettings:
     logprobs: int | None = None
     #: Constrain what may be generated (JSON schema, optionally between literal tags).
     constraint: OutputConstraint | None = None
+
+    def __post_init__(self) -> None:
+        # Validated here, once, so a bad value never reaches an engine (where some wedge it for
+        # every later request). A single string is one stop string, never its characters.
+        from engine_adapter._sampling_checks import check_sampling
+
+        for name in ("stop", "stop_token_ids"):
+            value = getattr(self, name)
+            if isinstance(value, str | int):
+                object.__setattr__(self, name, (value,))
+            elif isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        check_sampling({f: getattr(self, f) for f in _CHECKED_FIELDS})
+        for name in ("temperature", "top_p"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,6 +51,7 @@ from engine_adapter.errors import (
     EngineNotInstalled,
     EngineRequestError,
     EngineStartError,
+    PartialBatchError,
 )
 from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
@@ -115,6 +116,7 @@ class OpenAIEngine(Engine):
         block_size: int | None = None,
         server_url: str | None = None,
         max_concurrency: int = 8,
+        deadline_s: float | None = 300.0,
         kv_events_endpoint: str | None = None,
     ) -> None:
         self._openai = _import_openai()
@@ -123,6 +125,8 @@ class OpenAIEngine(Engine):
         self.model = model
         self.server_url = (server_url or _server_root(str(client.base_url))).rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
+        #: The most seconds one streamed answer may take, however the server trickles it.
+        self.deadline_s = deadline_s
         self.kv_events_endpoint = kv_events_endpoint
         #: Whether the server reports cached tokens per request: ``None`` until its first answer.
         self.reports_cached_tokens: bool | None = None
@@ -138,17 +142,27 @@ class OpenAIEngine(Engine):
         *,
         model: str,
         api_key: str = "EMPTY",
-        timeout: float = 600.0,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
         max_retries: int = 2,
         **kwargs: Any,
     ) -> OpenAIEngine:
         """Build the ``openai.OpenAI`` client too (``base_url`` like ``http://host:8000/v1``).
 
         vLLM accepts any ``api_key`` unless it was started with ``--api-key``. The engine owns
-        this client and closes it in :meth:`close`. ``kwargs`` go to the constructor.
+        this client and closes it in :meth:`close`. ``kwargs`` go to the constructor
+        (``deadline_s``: the total seconds one answer may take, default 300).
+
+        Defaults: 5 s to connect, 60 s without a byte from the server, 2 retries with the
+        ``openai`` client's exponential backoff, which retries only what is safe to send again
+        (connection failures, 408, 409, 429 and 5xx answers, before any token streamed).
         """
-        client = _import_openai().OpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        openai = _import_openai()
+        client = openai.OpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=openai.Timeout(timeout, connect=connect_timeout),
+            max_retries=max_retries,
         )
         try:
             engine = cls(client, model=model, **kwargs)
@@ -170,11 +184,32 @@ class OpenAIEngine(Engine):
         return self._client
 
     def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
+        """Answer each request; when some fail, :class:`PartialBatchError` keeps the others'."""
         if len(requests) <= 1:
             return [self._complete(request) for request in requests]
         workers = min(len(requests), self.max_concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-openai") as pool:
-            return list(pool.map(self._complete, requests))
+            futures = [pool.submit(self._complete, request) for request in requests]
+        results: list[EngineResult | None] = []
+        errors: dict[int, BaseException] = {}
+        for index, future in enumerate(futures):
+            error = future.exception()
+            if error is None:
+                results.append(future.result())
+            else:
+                if not isinstance(error, EngineError):
+                    raise error  # a bug, not a refusal: unchanged
+                results.append(None)
+                errors[index] = error
+        if errors:
+            first = errors[min(errors)]
+            raise PartialBatchError(
+                f"{len(errors)} of {len(requests)} requests failed (first: {first}); the "
+                f"{len(requests) - len(errors)} answers are kept on the error",
+                results=results,
+                errors=errors,
+            )
+        return [r for r in results if r is not None]
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         """Sums of ``vllm:prefix_cache_queries`` / ``_hits`` on ``/metrics`` (all engines)."""
@@ -252,8 +287,10 @@ class OpenAIEngine(Engine):
                 stream_options={"include_usage": True},
                 extra_body=body,
             )
+            expired = threading.Event()
+            timer = self._deadline_timer(stream, expired)
             with stream:
-                for chunk in stream:
+                for chunk in _until(stream, expired):
                     for choice in chunk.choices:
                         if ttft is None:
                             ttft = time.perf_counter() - started
@@ -270,7 +307,20 @@ class OpenAIEngine(Engine):
                         details = chunk.usage.prompt_tokens_details
                         if details is not None and details.cached_tokens is not None:
                             cached = int(details.cached_tokens)
+            if timer is not None:
+                timer.cancel()
             latency = time.perf_counter() - started
+        if expired.is_set():
+            raise EngineRequestError(
+                f"completion request to {self.server_url} passed its deadline of "
+                f"{self.deadline_s} s (the server answered too slowly); the partial answer was "
+                "dropped: raise deadline_s or check the server"
+            )
+        if finish_reason is None:
+            raise EngineRequestError(
+                f"the stream from {self.server_url} ended before the answer finished (no "
+                "finish_reason): the server or a proxy cut it; the partial answer was dropped"
+            )
         yield EngineResult(
             prompt_token_ids=request.prompt_token_ids,
             num_cached_tokens=cached,
@@ -285,6 +335,21 @@ class OpenAIEngine(Engine):
                 reported=cached is not None, usage=usage_seen
             ),
         )
+
+    def _deadline_timer(self, stream: Any, expired: threading.Event) -> threading.Timer | None:
+        """Close ``stream`` when the deadline passes: a server that trickles bytes (keep-alive
+        comments, one token a minute) never trips the read timeout, but cannot pass this."""
+        if self.deadline_s is None:
+            return None
+
+        def expire() -> None:
+            expired.set()
+            stream.close()
+
+        timer = threading.Timer(self.deadline_s, expire)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _observe_cached(self, *, reported: bool, usage: bool) -> str | None:
         """Learn from each answer whether the server reports cached tokens; warn on the first
@@ -415,3 +480,16 @@ def _by_token_id(
             entry[int(token)] = float(logprob)
         parsed.append(entry)
     return tuple(parsed)
+
+
+def _until(stream: Any, expired: threading.Event) -> Iterator[Any]:
+    """The stream's chunks until it ends or the deadline closed it (reading a closed stream
+    raises whatever httpx raises then; after the deadline that is not an error of its own)."""
+    try:
+        for chunk in stream:
+            if expired.is_set():
+                return
+            yield chunk
+    except Exception:
+        if not expired.is_set():
+            raise

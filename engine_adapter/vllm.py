@@ -8,6 +8,16 @@ On the CPU backend: ``enforce_eager`` defaults to on (start-up ~30 s instead of 
 cache size is set through ``VLLM_CPU_KVCACHE_SPACE`` (GiB) unless the caller already set it, and
 the block size must be a multiple of 32 (we default to 32 so short prefixes hit). Scripts that
 start this engine need an ``if __name__ == "__main__":`` guard: vLLM spawns worker processes.
+
+A dead engine core fails the call in flight and every later call at once with
+:class:`~engine_adapter.errors.EngineDeadError` (vLLM's own sync client would wait forever for
+the dead core's output: a monitor thread wakes it). The engine processes are guarded by
+:class:`~engine_adapter._watchdog.Watchdog`: they die with this process, even on ``SIGKILL``.
+
+``vllm.LLM`` is not thread-safe (two threads in ``generate`` abort the process inside ZeroMQ),
+so every call into it holds one lock: threads, and coroutines whose ``agenerate`` runs
+``generate`` in a worker thread, take turns. For many concurrent sessions use
+:class:`~engine_adapter.vllm_async.AsyncVLLMEngine`, which batches them instead.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, Self, Unpack
 
 from engine_adapter._vllm_common import (
@@ -35,9 +46,10 @@ from engine_adapter._vllm_common import (
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
+from engine_adapter._watchdog import Watchdog, current_children, new_children
 from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, map_exceptions
-from engine_adapter.errors import EngineClosedError, EngineStartError
+from engine_adapter.errors import EngineClosedError, EngineDeadError, EngineStartError
 from engine_adapter.models import EngineDelta, EngineRequest, EngineResult, PrefixCacheCounters
 
 __all__ = ["VLLMEngine"]
@@ -56,11 +68,14 @@ class VLLMEngine(Engine):
     name: ClassVar[str] = "vllm"
     supports_cache_salt: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
+    #: Kills the engine processes if this process dies without closing the engine.
+    _watchdog: Watchdog | None = None
 
     def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
         kwargs, endpoint = build_engine_kwargs(model, options)
         vllm = import_vllm()
         started = time.perf_counter()
+        before = current_children()
         try:
             with map_exceptions(start_errors(), f"starting vLLM on {kwargs['model']}"):
                 llm = vllm.LLM(**kwargs)
@@ -68,6 +83,7 @@ class VLLMEngine(Engine):
             remove_kv_events_endpoint(endpoint)
             raise
         self._adopt(llm, owns_llm=True, kv_events_endpoint=endpoint, private_endpoint=endpoint)
+        self._watchdog = Watchdog(new_children(before))
         self.start_seconds = time.perf_counter() - started
 
     @classmethod
@@ -105,13 +121,17 @@ class VLLMEngine(Engine):
         # Only an endpoint this adapter made is deleted on close, never one of the caller's.
         self._private_endpoint = private_endpoint
         self._block_size = int(cache_config.block_size)
+        # vllm.LLM serves one caller at a time: threads, and async callers (agenerate and astream
+        # run these in worker threads), wait their turn here.
+        self._lock = threading.Lock()
+        #: Why the engine is dead, once it is: every later call fails at once with it.
+        self.dead_reason: str | None = None
+        self._closed = threading.Event()
+        threading.Thread(target=self._monitor, name="promptkit-vllm-monitor", daemon=True).start()
         self.prefix_caching = bool(cache_config.enable_prefix_caching)
         self.kv_capacity_blocks = kv_capacity_blocks(cache_config)
         self.kv_events_endpoint = kv_events_endpoint
         self._stream_ids = itertools.count(1)
-        # vllm.LLM serves one caller at a time: async callers (agenerate, astream run these in
-        # worker threads) and threads wait their turn here.
-        self._calls = threading.Lock()
 
     @property
     def llm(self) -> Any:
@@ -127,13 +147,13 @@ class VLLMEngine(Engine):
     def generate(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
         if not requests:
             return []
-        llm = self.llm
         prompts = [tokens_prompt(r) for r in requests]
-        with map_request_errors("vLLM generate"):
+        self._check_alive()
+        with self._lock, self._mark_dead(), map_request_errors("vLLM generate"):
+            llm = self.llm
             params = [sampling_params(r.sampling) for r in requests]
-            with self._calls:
-                started = time.perf_counter()
-                outputs = llm.generate(prompts, params, use_tqdm=False)
+            started = time.perf_counter()
+            outputs = llm.generate(prompts, params, use_tqdm=False)
         wall = time.perf_counter() - started
         return [to_result(r, o, wall) for r, o in zip(requests, outputs, strict=True)]
 
@@ -144,10 +164,11 @@ class VLLMEngine(Engine):
         stepped by hand instead, which is what ``LLM.generate`` does inside. Like ``generate``,
         this is not for concurrent use from several threads (use :class:`AsyncVLLMEngine`).
         """
+        self._check_alive()
         engine = self.llm.llm_engine
         tracker = DeltaTracker()
         request_id = f"promptkit-stream-{next(self._stream_ids)}"
-        with self._calls, map_request_errors("vLLM stream"):
+        with self._lock, self._mark_dead(), map_request_errors("vLLM stream"):
             started = time.perf_counter()
             engine.add_request(
                 request_id, tokens_prompt(request), sampling_params(request.sampling)
@@ -165,24 +186,64 @@ class VLLMEngine(Engine):
                 if engine.has_unfinished_requests():  # the consumer stopped early
                     engine.abort_request([request_id])
 
+    def _check_alive(self) -> None:
+        if self.dead_reason is not None:
+            raise EngineDeadError(self.dead_reason)
+
+    @contextmanager
+    def _mark_dead(self) -> Iterator[None]:
+        try:
+            yield
+        except EngineDeadError as exc:
+            self.dead_reason = self.dead_reason or str(exc)
+            raise
+
+    def _monitor(self) -> None:
+        """Wake a call waiting on a dead engine core: vLLM's sync client marks the core dead and
+        shuts its output thread down, but nothing then wakes ``LLM.generate``'s wait."""
+        while not self._closed.wait(0.5):
+            core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+            resources = getattr(core, "resources", None)
+            if resources is None or not getattr(resources, "engine_dead", False):
+                continue
+            self.dead_reason = self.dead_reason or (
+                "the vLLM engine core process died (killed, or out of memory: see the log "
+                "above); this engine cannot serve again: start a new one (Client.restart())"
+            )
+            queue = getattr(core, "outputs_queue", None)
+            if queue is not None:
+                from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
+
+                queue.put_nowait(VLLMEngineDeadError())
+            return
+
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
-        llm = self.llm
-        with map_request_errors("reading vLLM metrics"):
-            metrics = llm.get_metrics()
+        self._check_alive()
+        with self._lock, map_request_errors("reading vLLM metrics"):
+            metrics = self.llm.get_metrics()
         return prefix_counters(counter_samples(metrics))
 
     def reset_prefix_cache(self) -> bool:
-        llm = self.llm
-        with map_request_errors("resetting the prefix cache"):
-            return bool(llm.reset_prefix_cache())
+        self._check_alive()
+        with self._lock, map_request_errors("resetting the prefix cache"):
+            return bool(self.llm.reset_prefix_cache())
 
     def close(self) -> None:
         """Shut the engine down, if this adapter started it (or was told it owns it)."""
-        llm, self._llm = self._llm, None
+        self._closed.set()
+        if self.dead_reason is None:
+            with self._lock:  # a call in flight finishes first
+                llm, self._llm = self._llm, None
+        else:  # nothing in flight can finish on a dead engine
+            llm, self._llm = self._llm, None
         if llm is None or not self._owns_llm:
             return
         remove_kv_events_endpoint(self._private_endpoint)
-        llm.llm_engine.engine_core.shutdown()
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.release()
 
 
 def _published_endpoint(config: Any) -> str | None:

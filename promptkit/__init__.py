@@ -25,7 +25,9 @@ from engine_adapter import (
     EngineWarning,
     FunctionEngine,
     OutputConstraint,
+    PartialBatchError,
     RoutedEngine,
+    SamplingError,
     SamplingSettings,
 )
 from promptkit._agent import AgentRun, AgentStep, ToolCall, parse_tool_calls, run_agent
@@ -41,6 +43,7 @@ from promptkit._built_prompt import (
 from promptkit._canonical import canonical_json, normalize_text
 from promptkit._chat_template import ChatTemplate
 from promptkit._client import BatchItem, Client, Generation
+from promptkit._control_tokens import ControlTokenPolicy
 from promptkit._conversation import Conversation, ConversationWarning
 from promptkit._expectation import PrefixCacheMirror
 from promptkit._fleet import LocalFleet
@@ -52,11 +55,14 @@ from promptkit._segments import SegmentSpec, Stability, VariableSpec
 from promptkit._source import ChatSource, PromptSource
 from promptkit._templating.finder import load_template
 from promptkit._templating.prompt_template import PromptTemplate
+from promptkit._tenancy import SharedCache, Tenancy
 from promptkit._tokenization import Tokenizer
 from promptkit._tools import canonical_tools, tool_schema
 from promptkit.errors import (
+    ArgumentError,
     BoundaryError,
     ConfigError,
+    ControlTokenError,
     ConversationError,
     LintConfigError,
     ModelError,
@@ -65,6 +71,7 @@ from promptkit.errors import (
     StabilityError,
     TemplateError,
     TemplateSyntaxError,
+    TenantError,
     TokenizationError,
     VariableError,
 )
@@ -100,6 +107,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentRun",
     "AgentStep",
+    "ArgumentError",
     "AsyncVLLMEngine",
     "BM25Index",
     "BatchItem",
@@ -115,6 +123,8 @@ __all__ = [
     "Chunk",
     "Client",
     "ConfigError",
+    "ControlTokenError",
+    "ControlTokenPolicy",
     "Conversation",
     "ConversationError",
     "ConversationWarning",
@@ -140,6 +150,7 @@ __all__ = [
     "OpenAIEngine",
     "OutputConstraint",
     "OutputMatch",
+    "PartialBatchError",
     "PrefixCacheMirror",
     "PromptBuilder",
     "PromptSource",
@@ -148,15 +159,19 @@ __all__ = [
     "RequestRecord",
     "RoutedEngine",
     "RunSummary",
+    "SamplingError",
     "SamplingSettings",
     "SegmentSpan",
     "SegmentSpec",
     "SerializationError",
+    "SharedCache",
     "Stability",
     "StabilityError",
     "StatelessChat",
     "TemplateError",
     "TemplateSyntaxError",
+    "Tenancy",
+    "TenantError",
     "TokenizationError",
     "Tokenizer",
     "ToolCall",

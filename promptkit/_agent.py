@@ -47,7 +47,7 @@ def _calls_from_json(value: Any) -> list[ToolCall]:
             if isinstance(arguments, str):
                 try:
                     arguments = json.loads(arguments)
-                except ValueError:
+                except (ValueError, RecursionError):
                     arguments = {"input": arguments}
             calls.append(
                 ToolCall(item["name"], arguments if isinstance(arguments, Mapping) else {})
@@ -68,6 +68,11 @@ def _json_values(text: str) -> list[Any]:
             break
         try:
             value, end = decoder.raw_decode(text, start)
+        except RecursionError:  # deeply nested brackets are not a tool call: skip the whole run
+            index = start + 1
+            while index < len(text) and text[index] in "[{ \n\t":
+                index += 1
+            continue
         except ValueError:
             index = start + 1
             continue

@@ -33,6 +33,7 @@ from promptkit._explain import (
 )
 from promptkit._segments import Stability
 from promptkit._source import PromptSource, continued
+from promptkit._tenancy import salt_digest
 from promptkit._tokenization import Tokenizer, common_prefix
 from promptkit.reporting.records import (
     UNKNOWN_CACHED_HINT,
@@ -134,7 +135,7 @@ class DriftDetector:
     """
 
     def __init__(
-        self, tokenizer: Tokenizer, *, history: int = 32, max_tokens: int = 2_000_000
+        self, tokenizer: Tokenizer, *, history: int = 32, max_tokens: int = 500_000
     ) -> None:
         self.tokenizer = tokenizer
         self.history = history
@@ -282,7 +283,7 @@ def _record(
         ttft_s=result.ttft_s,
         latency_s=result.latency_s,
         timing_source=result.timing_source,
-        cache_salt=pending.salt,
+        cache_salt=salt_digest(pending.salt),  # never the salt itself: it is the isolation key
         verdict=verdict,
         segments=[
             SegmentHit(
@@ -305,6 +306,7 @@ def _record(
         text=result.text,
         label=pending.label,
         note=prompt.note,
+        control_tokens=list(prompt.control_token_values),
         replica=result.replica,
         routing_note=result.routing_note,
     )

@@ -31,6 +31,7 @@ from typing import Any
 from promptkit import _placement as placement
 from promptkit._built_prompt import Boundary, BuiltPrompt, SegmentSpan
 from promptkit._chat_template import DEFAULT_PINNED_DATE, ChatTemplate, Located, Message
+from promptkit._control_tokens import ControlTokenPolicy, ControlTokens
 from promptkit._normalized import NormalizedTexts
 from promptkit._placement import Piece
 from promptkit._segments import SegmentSpec
@@ -38,7 +39,7 @@ from promptkit._source import ChatSource, PromptSource, continued
 from promptkit._templating.prompt_template import PromptTemplate, RenderedSegment
 from promptkit._tokenization import StablePrefix, Tokenizer, common_prefix
 from promptkit._tools import tools_into_messages
-from promptkit.errors import BoundaryError, ConversationError, TokenizationError
+from promptkit.errors import ArgumentError, BoundaryError, ConversationError, TokenizationError
 
 __all__ = ["ConversationWarning", "PromptBuilder"]
 
@@ -59,6 +60,8 @@ class PromptBuilder:
         pinned_date: the date chat templates with a clock see.
         strict_boundaries: raise :class:`BoundaryError` when tokens merge across a segment
             boundary, instead of moving the boundary and logging a warning (use it in tests/CI).
+        control_tokens: what values holding the model's control-token text become:
+            ``"escape"`` (default), ``"reject"`` or ``"allow"`` (:mod:`promptkit._control_tokens`).
     """
 
     def __init__(
@@ -69,9 +72,11 @@ class PromptBuilder:
         normalize: bool = True,
         pinned_date: dt.date = DEFAULT_PINNED_DATE,
         strict_boundaries: bool = False,
+        control_tokens: ControlTokenPolicy = "escape",
     ) -> None:
         if block_size <= 0:
             raise ValueError("block_size must be positive")
+        self.controls = ControlTokens(tokenizer.control_texts, policy=control_tokens)
         self.tokenizer = tokenizer
         self.block_size = block_size
         self.normalize = normalize
@@ -100,8 +105,21 @@ class PromptBuilder:
         tools: Sequence[Any] | None = None,
     ) -> BuiltPrompt:
         """Render, tokenize and account for one prompt."""
+        if not isinstance(template, PromptTemplate):
+            hint = f"client.template({template!r})" if isinstance(template, str) else "a template"
+            raise ArgumentError(
+                f"expected a PromptTemplate, got {type(template).__name__}: load it first with "
+                f"{hint} (or PromptTemplate.from_string)"
+            )
+        if not isinstance(variables, Mapping):
+            raise ArgumentError(
+                f"{template.filename}: variables must be a mapping (a dict of the template's "
+                f"variables), got {type(variables).__name__}; pass {{}} when it takes none"
+            )
+        variables, flagged = self.controls.apply(variables, template=template.filename)
         rendered = template.render(variables)
-        return self.build_rendered(template, rendered, variables, tools=tools)
+        prompt = self.build_rendered(template, rendered, variables, tools=tools)
+        return replace(prompt, control_token_values=flagged) if flagged else prompt
 
     def build_rendered(
         self,
@@ -186,6 +204,7 @@ class PromptBuilder:
         ``key`` names the drift history the prompt joins (see :class:`ChatSource`).
         """
         chat = chat_template or self.chat_template
+        messages, flagged = self.controls.messages(messages)
         listed, slot = self._tools_into(chat, messages, tools)
         inserted = len(listed) - len(messages)  # a system message that holds only the tools
         source = ChatSource(
@@ -196,7 +215,8 @@ class PromptBuilder:
             tools=tuple(slot or ()),
             history=history + inserted,
         )
-        return self._whole_chat(source, *placement.locate_messages(source))
+        prompt = self._whole_chat(source, *placement.locate_messages(source))
+        return replace(prompt, control_token_values=flagged) if flagged else prompt
 
     def extend(
         self,
@@ -213,7 +233,8 @@ class PromptBuilder:
                 f"{prompt.template_file}: only a conversation's prompt can be extended; build "
                 "the next prompt from the template instead"
             )
-        source = before.source.then(messages)
+        checked, flagged = self.controls.messages(messages)
+        source = before.source.then(checked)
         text, located = placement.locate_messages(source)
         if not text.startswith(before.text):
             position = common_prefix(text, before.text)
@@ -226,7 +247,8 @@ class PromptBuilder:
                 ConversationWarning,
                 stacklevel=3,
             )
-            return self._whole_chat(source, text, located)
+            whole = self._whole_chat(source, text, located)
+            return replace(whole, control_token_values=flagged) if flagged else whole
         base, start = before.token_ids, len(before.text)
         if generated_ids and generated_ids[-1] == self.tokenizer.eos_token_id:
             eos = source.chat.special_tokens.get("eos_token")
@@ -239,7 +261,7 @@ class PromptBuilder:
         pieces = placement.message_pieces(source, text, located, bounds, first)
         chain = placement.tokenize(self.tokenizer, pieces)
         *history, reply = before.segments
-        return self._prompt(
+        prompt = self._prompt(
             source,
             text=text,
             pieces=pieces,
@@ -251,6 +273,7 @@ class PromptBuilder:
             history=(*history, replace(reply, char_end=start, token_end=len(base))),
             history_boundaries=before.boundaries,
         )
+        return replace(prompt, control_token_values=flagged) if flagged else prompt
 
     def _whole_chat(self, source: ChatSource, text: str, located: list[Located]) -> BuiltPrompt:
         bounds = placement.message_bounds(located, 0, 0)

@@ -129,6 +129,9 @@ class BuiltPrompt:
     #: How the prompt was put together from an earlier one, when that matters to a reader of
     #: its record (e.g. a stateless history whose assistant reply the app edited).
     note: str | None = field(default=None, compare=False)
+    #: Values (variable paths, ``messages[i]``) that held control-token text, whatever the
+    #: client's policy did with them (see :mod:`promptkit._control_tokens`).
+    control_token_values: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:

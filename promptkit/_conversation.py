@@ -33,6 +33,7 @@ from promptkit._builder import ConversationWarning
 from promptkit._built_prompt import BuiltPrompt
 from promptkit._canonical import normalize_text
 from promptkit._chat_template import ChatTemplate
+from promptkit._tenancy import TenantArg
 from promptkit._tools import canonical_tools
 from promptkit.errors import ConversationError
 
@@ -57,7 +58,9 @@ class Conversation:
             (see :func:`promptkit._tools.tools_into_messages`).
         max_prompt_tokens: compact the history when a prompt would exceed this.
         compact_to: fraction of ``max_prompt_tokens`` to compact down to.
-        cache_salt: prefix-cache isolation for this conversation's requests.
+        cache_salt: prefix-cache isolation for this conversation's requests (a raw salt).
+        tenant: the tenant every request of this conversation is salted for (docs/tenants.md);
+            ``None`` uses the client's default tenant.
         chat_template: override the model's chat template (e.g. one that keeps reasoning).
         drift_key: conversations with the same key are compared with each other for drift, so
             they promise one system prompt and tools (default: a key of its own).
@@ -76,6 +79,7 @@ class Conversation:
     compactions: int = 0
     #: The last turn sent with :meth:`say`: the messages it rendered, and its generation.
     _last: tuple[list[dict[str, str]], Generation] | None = field(default=None, repr=False)
+    tenant: TenantArg = None
 
     def __post_init__(self) -> None:
         if not 0 < self.compact_to < 1:
@@ -133,7 +137,11 @@ class Conversation:
         """Send a message (or just continue after added messages) and append the reply."""
         prompt = self._next(content, role)
         generation = self.client.send(
-            [prompt], sampling=sampling, cache_salt=self.cache_salt, labels=[self.name]
+            [prompt],
+            sampling=sampling,
+            cache_salt=self.cache_salt,
+            tenant=self.tenant,
+            labels=[self.name],
         )[0]
         return self._append(generation)
 
@@ -147,7 +155,11 @@ class Conversation:
         """:meth:`say` for async code (many conversations at once on one engine)."""
         prompt = self._next(content, role)
         generations = await self.client.asend(
-            [prompt], sampling=sampling, cache_salt=self.cache_salt, labels=[self.name]
+            [prompt],
+            sampling=sampling,
+            cache_salt=self.cache_salt,
+            tenant=self.tenant,
+            labels=[self.name],
         )
         return self._append(generations[0])
 
@@ -175,7 +187,11 @@ class Conversation:
         """
         prompt = self.build([{"role": "user", "content": instruction}])
         return self.client.send(
-            [prompt], sampling=sampling, cache_salt=self.cache_salt, labels=[f"{self.name}:side"]
+            [prompt],
+            sampling=sampling,
+            cache_salt=self.cache_salt,
+            tenant=self.tenant,
+            labels=[f"{self.name}:side"],
         )[0]
 
     def _compact(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from promptkit._built_prompt import BuiltPrompt, SegmentSpan
 from promptkit._templating.environment import TrackedExpression
 from promptkit._templating.prompt_template import TrackedSpan
+from promptkit._tenancy import salt_digest
 from promptkit._tokenization import Tokenizer
 from promptkit.reporting.records import MissExplanation
 
@@ -209,7 +210,10 @@ def explain_unexpected_miss(
         position=actual,
         segment=span.name if span else None,
         template_file=prompt.template_file,
-        diff=f"expected {expected} cached tokens, engine reported {actual} (salt={salt!r})",
+        diff=(
+            f"expected {expected} cached tokens, engine reported {actual} "
+            f"(salt {salt_digest(salt)})"
+        ),
     )
 
 

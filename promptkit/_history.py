@@ -31,6 +31,7 @@ from engine_adapter import EngineDelta, SamplingSettings
 from promptkit._built_prompt import BuiltPrompt
 from promptkit._canonical import canonical_json, normalize_text
 from promptkit._chat_template import ChatTemplate
+from promptkit._tenancy import SharedCache, TenantArg
 from promptkit._tools import canonical_tools
 from promptkit.errors import ConversationError
 
@@ -50,7 +51,9 @@ class StatelessChat:
         name: the template name in records and metrics: one per chat, however many
             conversations it serves (so report rows and metric labels stay bounded).
         tools: tool definitions, canonical and sorted, rendered as :class:`Conversation` does.
-        cache_salt: prefix-cache isolation for every request of this chat.
+        cache_salt: prefix-cache isolation for every request of this chat (a raw salt).
+        tenant: the tenant every request of this chat is salted for (docs/tenants.md); ``None``
+            uses the client's default tenant.
         chat_template: override the model's chat template.
         max_turns: earlier requests remembered for continuation (LRU).
 
@@ -65,6 +68,7 @@ class StatelessChat:
         name: str = "chat",
         tools: Sequence[Any] | None = None,
         cache_salt: str | None = None,
+        tenant: TenantArg = None,
         chat_template: ChatTemplate | None = None,
         max_turns: int = 1024,
     ) -> None:
@@ -73,10 +77,15 @@ class StatelessChat:
         self.client = client
         self.name = name
         self.cache_salt = cache_salt
+        self.tenant = tenant
         self.max_turns = max_turns
         self._tools = canonical_tools(tools) if tools else None  # bad tools fail here
         self._chat = chat_template or client.builder.chat_template
-        self._seed = canonical_json({"name": name, "tools": self._tools, "salt": cache_salt})
+        # Another tenant's histories are never continued: the tenant is part of every key.
+        tenant_key = tenant.value if isinstance(tenant, SharedCache) else tenant
+        self._seed = canonical_json(
+            {"name": name, "tools": self._tools, "salt": cache_salt, "tenant": tenant_key}
+        )
         self._turns: OrderedDict[str, Generation] = OrderedDict()
         # Drift is compared within this chat only: another chat promises nothing to this one.
         self._drift_key = f"{name}-{uuid.uuid4().hex}"
@@ -150,6 +159,7 @@ class StatelessChat:
             [self.prompt(messages)],
             sampling=sampling,
             cache_salt=self.cache_salt,
+            tenant=self.tenant,
             labels=[self.name],
         )[0]
         self.remember(messages, generation)
@@ -163,6 +173,7 @@ class StatelessChat:
             [self.prompt(messages)],
             sampling=sampling,
             cache_salt=self.cache_salt,
+            tenant=self.tenant,
             labels=[self.name],
         )
         self.remember(messages, generations[0])
@@ -174,7 +185,11 @@ class StatelessChat:
         """Answer ``messages`` as tokens arrive; the last item is the :class:`Generation`."""
         prompt = self.prompt(messages)
         for item in self.client.stream(
-            prompt, sampling=sampling, cache_salt=self.cache_salt, label=self.name
+            prompt,
+            sampling=sampling,
+            cache_salt=self.cache_salt,
+            tenant=self.tenant,
+            label=self.name,
         ):
             if not isinstance(item, EngineDelta):
                 self.remember(messages, item)
@@ -186,7 +201,11 @@ class StatelessChat:
         """:meth:`stream` for async code."""
         prompt = self.prompt(messages)
         async for item in self.client.astream(
-            prompt, sampling=sampling, cache_salt=self.cache_salt, label=self.name
+            prompt,
+            sampling=sampling,
+            cache_salt=self.cache_salt,
+            tenant=self.tenant,
+            label=self.name,
         ):
             if not isinstance(item, EngineDelta):
                 self.remember(messages, item)

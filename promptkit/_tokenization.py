@@ -7,8 +7,10 @@ window's first tokens come back unchanged, the result equals tokenizing the whol
 do not, the boundary merged across the pieces and the whole text is tokenized instead, and the
 number of prefix tokens that changed is reported -- never silently sent.
 
-Tokenized stable prefixes are kept in a bounded LRU keyed by the tokenizer fingerprint and a hash
-of the text, so a stable segment is tokenized once per process.
+Tokenized stable prefixes are kept in an LRU keyed by the tokenizer fingerprint and a hash of the
+text, so a stable segment is tokenized once per process. The LRU is bounded by entries and by an
+estimate of the bytes they hold (text, ids and offsets): 300 documents of 100 KB must not grow a
+process by a gigabyte.
 """
 
 from __future__ import annotations
@@ -85,10 +87,16 @@ class Tokenizer:
         hf_tokenizer: a ``transformers`` fast tokenizer.
         name: where it came from (for messages).
         cache_size: how many tokenized stable prefixes to keep.
+        cache_bytes: the most memory (estimated) those prefixes may hold.
     """
 
     def __init__(
-        self, hf_tokenizer: Any, *, name: str = "tokenizer", cache_size: int = 256
+        self,
+        hf_tokenizer: Any,
+        *,
+        name: str = "tokenizer",
+        cache_size: int = 256,
+        cache_bytes: int = 256 * 2**20,
     ) -> None:
         backend = getattr(hf_tokenizer, "backend_tokenizer", None)
         if backend is None:
@@ -101,6 +109,8 @@ class Tokenizer:
         self._backend = backend
         self._cache: OrderedDict[bytes, StablePrefix] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self.cache_hits = 0
         self.cache_misses = 0
         self.bos_token_id: int | None = hf_tokenizer.bos_token_id
@@ -192,10 +202,25 @@ class Tokenizer:
         )
         for index in range(start, len(pieces)):
             prefix = prefix.extended(self, pieces[index], leading_special=leading_special)
-            self._cache[keys[index]] = prefix
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            self._remember(keys[index], prefix)
         return prefix
+
+    @property
+    def cached_bytes(self) -> int:
+        """Estimated bytes held by the stable-prefix cache."""
+        return self._cached_bytes
+
+    def _remember(self, key: bytes, prefix: StablePrefix) -> None:
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cached_bytes -= _size(old)
+        self._cache[key] = prefix
+        self._cached_bytes += _size(prefix)
+        while len(self._cache) > 1 and (
+            len(self._cache) > self._cache_size or self._cached_bytes > self._cache_bytes
+        ):
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_bytes -= _size(evicted)
 
     def extend(
         self, base: Encoded, text: str, *, leading_special: bool = False
@@ -247,9 +272,32 @@ class Tokenizer:
                 return index
         return None
 
+    @cached_property
+    def control_texts(self) -> frozenset[str]:
+        """Texts this tokenizer reads as control tokens wherever they occur in a text.
+
+        Its special tokens, and added tokens that look like markup (``<think>``, ``[INST]``);
+        added tokens that are plain words or blanks are ordinary text to the model.
+        """
+        added = getattr(self.hf, "added_tokens_decoder", {}).values()
+        markup = {
+            str(t)
+            for t in added
+            if getattr(t, "special", False)
+            or (str(t)[:1] in "<[" and str(t)[-1:] in ">]" and len(str(t)) > 2)
+        }
+        return frozenset(str(t) for t in self.hf.all_special_tokens) | markup
+
     def decode(self, ids: tuple[int, ...] | list[int]) -> str:
         """Token ids back to text (special tokens kept)."""
         return str(self._backend.decode(list(ids), skip_special_tokens=False))
+
+
+def _size(prefix: StablePrefix) -> int:
+    # A str of n ASCII characters holds ~n bytes (up to 4n); ids and offsets are tuples of
+    # pointers to ints (8 + 32 bytes each, small ints shared).
+    encoded = prefix.encoded
+    return len(encoded.text) * (1 if encoded.text.isascii() else 4) + 80 * len(encoded.ids)
 
 
 def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:

@@ -12,11 +12,14 @@ included::
     │   ├── StabilityError            a volatile variable reaches a more stable segment,
     │   │                             or segments are ordered from less to more stable
     │   └── VariableError             a variable is missing, undeclared or not serializable
+    │       └── ControlTokenError     a value holds the model's control tokens (policy "reject")
     ├── SerializationError            a value has no canonical JSON form (NaN, unknown type ...)
     ├── TokenizationError             the tokenizer or chat template failed or is missing
     │   └── BoundaryError             a segment boundary tokenizes differently from the whole text
     ├── ModelError                    a model directory is missing or unusable
     ├── ConversationError             a turn does not extend the previous turn's tokens
+    ├── TenantError                   a request's tenant is missing or cannot be salted
+    ├── ArgumentError                 an argument of the wrong kind (sampling= a dict ...)
     └── ConfigError                   bad configuration (pyproject, CLI flags, environment)
         └── LintConfigError           bad [tool.promptkit] lint settings, samples or promptkit.lock
 
@@ -29,8 +32,10 @@ from __future__ import annotations
 from engine_adapter.errors import EngineError, PromptkitError
 
 __all__ = [
+    "ArgumentError",
     "BoundaryError",
     "ConfigError",
+    "ControlTokenError",
     "ConversationError",
     "EngineError",
     "LintConfigError",
@@ -40,6 +45,7 @@ __all__ = [
     "StabilityError",
     "TemplateError",
     "TemplateSyntaxError",
+    "TenantError",
     "TokenizationError",
     "VariableError",
 ]
@@ -84,6 +90,14 @@ class VariableError(TemplateError):
     """A variable is missing at render time, undeclared, or of the wrong kind."""
 
 
+class ControlTokenError(VariableError):
+    """A value holds text the tokenizer would read as a control token (``<|im_start|>`` ...).
+
+    Raised under the ``"reject"`` policy (see :mod:`promptkit._control_tokens`); the default
+    ``"escape"`` policy neutralizes such text instead.
+    """
+
+
 class SerializationError(PromptkitError):
     """A value has no canonical serialization (NaN, Infinity, an unsupported type ...)."""
 
@@ -102,6 +116,18 @@ class ModelError(PromptkitError):
 
 class ConversationError(PromptkitError):
     """A new turn's token ids do not extend the previous turn's ids."""
+
+
+class TenantError(PromptkitError):
+    """A request has no tenant on a multi-tenant client, or a tenant cannot be salted.
+
+    The message says what to pass (``tenant=``) or to set (``PROMPTKIT_TENANT_SECRET``).
+    """
+
+
+class ArgumentError(PromptkitError, TypeError):
+    """An argument of the wrong kind: ``variables=None``, ``sampling=`` a dict, a template's
+    name where a template is expected. Also a ``TypeError``, as Python would raise."""
 
 
 class ConfigError(PromptkitError):

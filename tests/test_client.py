@@ -9,6 +9,7 @@ import pytest
 
 from engine_adapter import SamplingSettings
 from promptkit import Client, PromptTemplate, Verdict, load_template, read_records
+from promptkit._tenancy import salt_digest
 from tests.sample_templates import DATED, DOCUMENT, QA
 
 pytestmark = pytest.mark.engine
@@ -205,7 +206,8 @@ def test_cache_salt_is_recorded_and_expected(client: Client) -> None:
     other = client.generate(
         qa, {"document": DOCUMENT, "question": "q2"}, sampling=SHORT, cache_salt="tenant-b"
     )
-    assert other.record.verdict is Verdict.MISS and other.record.cache_salt == "tenant-b"
+    assert other.record.verdict is Verdict.MISS
+    assert other.record.cache_salt == salt_digest("tenant-b")  # a digest: never the salt
 
 
 def test_records_stream_to_jsonl(fresh_engine: object, tokenizer: object, tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def test_a_failing_audit_keeps_the_answer_and_says_why(
     assert out.record.explanation is not None
     assert "a bug in the drift check" in out.record.explanation.cause
     assert "the answer is kept" in caplog.text
-    assert fast_client.records == [out.record]
+    assert list(fast_client.records) == [out.record]
 
 
 def test_records_reach_the_jsonl_log_and_read_back_equal(

@@ -219,6 +219,18 @@ def _track(ident: int, value: Any) -> str:
     return f"{TRACK_OPEN}{ident}{TRACK_SEP}{value}{TRACK_CLOSE}"
 
 
+def _printable(value: Any) -> Any:
+    """What ``{{ expression }}`` prints: ``None`` is refused, never the text "None"."""
+    if value is None:
+        from promptkit.errors import VariableError
+
+        raise VariableError(
+            "an expression printed None (it would appear as the text 'None' in the prompt): "
+            "pass a value, or write {{ x if x is not none else '' }}"
+        )
+    return value
+
+
 def _raise_template_error(message: str) -> None:
     from promptkit.errors import TemplateError
 
@@ -239,6 +251,7 @@ def _build(cls: type[_Env], extensions: list[type[Extension]]) -> _Env:
         # Templates are compiled from source by their owner and never looked up by name, so
         # Jinja's per-environment template cache would only hold what nobody asks for again.
         cache_size=0,
+        finalize=_printable,
     )
     env.filters["tojson"] = _tojson
     env.filters["sort_tools"] = canonical_tools

@@ -28,8 +28,18 @@ def shipped_templates() -> list[Path]:
 
 def load_template(name_or_path: str | Path) -> PromptTemplate:
     """Load a template file, or a shipped template by name (``"long_doc_qa"``)."""
+    if not isinstance(name_or_path, str | Path):
+        raise TemplateError(
+            f"a template is named by a str or a Path, not {type(name_or_path).__name__}"
+        )
     path = Path(name_or_path)
     if path.suffix != TEMPLATE_SUFFIX and not path.exists():
+        if path.name != str(name_or_path) or path.name in ("", ".", ".."):
+            # A shipped template's name is a bare name: never a path out of templates/.
+            raise TemplateError(
+                f"no template file {str(name_or_path)!r}, and a shipped template's name has no "
+                "directory part: pass a path to an existing .jinja file, or a bare name"
+            )
         path = shipped_templates_dir() / f"{name_or_path}{TEMPLATE_SUFFIX}"
         if not path.is_file():
             names = ", ".join(p.stem for p in shipped_templates())

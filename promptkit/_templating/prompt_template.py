@@ -33,7 +33,7 @@ from promptkit._templating.environment import (
     strip_tracking,
     template_environment,
 )
-from promptkit.errors import PromptkitError, TemplateError, VariableError
+from promptkit.errors import PromptkitError, TemplateError, TemplateSyntaxError, VariableError
 
 __all__ = ["PromptTemplate", "RenderedSegment", "TrackedSpan"]
 
@@ -63,6 +63,7 @@ class PromptTemplate:
     """
 
     def __init__(self, source: str, *, name: str = "<string>", path: Path | None = None) -> None:
+        _check_source(source, str(path) if path is not None else name)
         self.source = source
         self.name = name
         self.path = path
@@ -98,6 +99,14 @@ class PromptTemplate:
         except OSError as exc:
             raise TemplateError(
                 f"cannot read template: {exc.strerror}", template=str(file)
+            ) from None
+        except UnicodeDecodeError as exc:
+            line = file.read_bytes()[: exc.start].count(b"\n") + 1
+            raise TemplateError(
+                f"not UTF-8 (byte {exc.object[exc.start]:#x} at offset {exc.start}): save the "
+                "template as UTF-8",
+                template=str(file),
+                line=line,
             ) from None
         return cls(source, name=file.stem, path=file)
 
@@ -230,3 +239,20 @@ class PromptTemplate:
             return name
         found = self.analysis.derived.get(name)
         return found[1] if found else None
+
+
+def _check_source(source: object, filename: str) -> None:
+    """A template source is a str that can be encoded (no lone surrogates)."""
+    if not isinstance(source, str):
+        raise TemplateError(
+            f"a template source is a str, not {type(source).__name__}", template=filename
+        )
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TemplateSyntaxError(
+            f"lone surrogate {source[exc.start]!r} at character {exc.start}: no tokenizer can "
+            "encode it",
+            template=filename,
+            line=source[: exc.start].count("\n") + 1,
+        ) from None

@@ -18,5 +18,24 @@ __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    An exception no command turned into an ``error:`` line is a bug; it still exits 2 (usage or
+    configuration), never 1, which CI reads as "findings".
+    """
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        import sys
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(
+            f"error: internal error {type(exc).__name__}: {exc} (a bug: please report it)",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_USAGE) from None

@@ -58,6 +58,11 @@ def _settings(
     """``[tool.promptkit]`` with the command line's overrides."""
     if fmt not in FORMATS:
         raise LintConfigError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if model is not None and not Path(model).is_dir():
+        raise LintConfigError(
+            f"--model {model!r} is not a model directory: pass a local Hugging Face model "
+            "directory, set [tool.promptkit] model, or leave --model out"
+        )
     return load_config(config).with_overrides(
         select=tuple(select or ()),
         ignore=tuple(ignore or ()),

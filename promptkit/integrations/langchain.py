@@ -77,6 +77,7 @@ from promptkit._canonical import canonical_json
 from promptkit._client import Client, Generation
 from promptkit._constraints import json_constraint, tool_call_constraint
 from promptkit._history import StatelessChat
+from promptkit._tenancy import SharedCache
 from promptkit._tools import canonical_tools
 from promptkit.integrations._langchain_messages import to_chat_messages
 
@@ -141,6 +142,8 @@ class ChatPromptkit(BaseChatModel):
         max_turns: earlier requests remembered per tool set, for continuation (LRU).
         name: the template name in records and metrics (default ``"langchain"``); requests with
             tools bound add a short hash of the tools.
+        tenant: the tenant every request of this model is salted for (docs/tenants.md);
+            ``None`` uses the client's default tenant; ``tenant=`` on a call overrides it.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -153,6 +156,7 @@ class ChatPromptkit(BaseChatModel):
     stop: list[str] | None = None
     cache_salt: str | None = None
     max_turns: int = Field(default=1024, ge=1)
+    tenant: str | SharedCache | None = None
 
     _chats: OrderedDict[str, StatelessChat] = PrivateAttr(default_factory=OrderedDict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # sync engine calls
@@ -242,7 +246,14 @@ class ChatPromptkit(BaseChatModel):
     # -- requests ---------------------------------------------------------------------------
 
     def _sampling(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> SamplingSettings:
-        known = (*_SAMPLING_KWARGS, *_IGNORED_KWARGS, "tools", "tool_choice", "constraint")
+        known = (
+            *_SAMPLING_KWARGS,
+            *_IGNORED_KWARGS,
+            "tools",
+            "tool_choice",
+            "constraint",
+            "tenant",
+        )
         unknown = sorted(k for k in kwargs if k not in (*known, "model"))
         if unknown:
             raise TypeError(
@@ -262,11 +273,18 @@ class ChatPromptkit(BaseChatModel):
         stops = stop if stop is not None else self.stop
         return SamplingSettings(**values, stop=tuple(stops or ()), constraint=constraint)
 
-    def _chat(self, tools: Sequence[Mapping[str, Any]] | None) -> StatelessChat:
+    def _chat_for(self, kwargs: Mapping[str, Any]) -> StatelessChat:
+        return self._chat(kwargs.get("tools"), kwargs.get("tenant", self.tenant))
+
+    def _chat(
+        self, tools: Sequence[Mapping[str, Any]] | None, tenant: str | SharedCache | None
+    ) -> StatelessChat:
         """The chat of this tool set: one template identity, however many conversations."""
         key = canonical_json(tools) if tools else ""
+        # One chat (and index) per tool set and tenant: no history is continued across tenants.
+        tenant_key = tenant.value if isinstance(tenant, SharedCache) else tenant
         with self._chats_lock:
-            chat = self._chats.get(key)
+            chat = self._chats.get(f"{key}|{tenant_key}")
             if chat is None:
                 name = self.name or "langchain"
                 if key:
@@ -276,10 +294,11 @@ class ChatPromptkit(BaseChatModel):
                     name=name,
                     tools=tools,
                     cache_salt=self.cache_salt,
+                    tenant=tenant,
                     max_turns=self.max_turns,
                 )
-                self._chats[key] = chat
-            self._chats.move_to_end(key)
+                self._chats[f"{key}|{tenant_key}"] = chat
+            self._chats.move_to_end(f"{key}|{tenant_key}")
             while len(self._chats) > _MAX_TOOL_SETS:
                 self._chats.popitem(last=False)
         return chat
@@ -294,7 +313,7 @@ class ChatPromptkit(BaseChatModel):
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
         with self._lock:  # a sync engine serves one caller at a time
-            generation = self._chat(kwargs.get("tools")).reply(chat, sampling=sampling)
+            generation = self._chat_for(kwargs).reply(chat, sampling=sampling)
         return ChatResult(generations=[ChatGeneration(message=self._message(generation))])
 
     async def _agenerate(
@@ -308,7 +327,9 @@ class ChatPromptkit(BaseChatModel):
         # without a native async path serialize their own calls.
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
-        generation = await self._chat(kwargs.get("tools")).areply(chat, sampling=sampling)
+        generation = await self._chat(
+            kwargs.get("tools"), kwargs.get("tenant", self.tenant)
+        ).areply(chat, sampling=sampling)
         return ChatResult(generations=[ChatGeneration(message=self._message(generation))])
 
     def _stream(
@@ -321,7 +342,7 @@ class ChatPromptkit(BaseChatModel):
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
         with self._lock:
-            for item in self._chat(kwargs.get("tools")).stream(chat, sampling=sampling):
+            for item in self._chat_for(kwargs).stream(chat, sampling=sampling):
                 chunk = self._chunk(item)
                 if run_manager is not None and isinstance(item, EngineDelta):
                     run_manager.on_llm_new_token(item.text, chunk=chunk)
@@ -336,7 +357,9 @@ class ChatPromptkit(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
-        async for item in self._chat(kwargs.get("tools")).astream(chat, sampling=sampling):
+        async for item in self._chat(
+            kwargs.get("tools"), kwargs.get("tenant", self.tenant)
+        ).astream(chat, sampling=sampling):
             chunk = self._chunk(item)
             if run_manager is not None and isinstance(item, EngineDelta):
                 await run_manager.on_llm_new_token(item.text, chunk=chunk)

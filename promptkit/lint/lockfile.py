@@ -12,6 +12,7 @@ byte-identical after ``--update`` and a real change is a readable diff.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from promptkit.errors import LintConfigError
 __all__ = ["LOCK_VERSION", "Lock", "LockEntry", "read_lock", "write_lock"]
 
 LOCK_VERSION = 1
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +50,35 @@ _REGENERATE = "delete it and record your templates again, e.g. `promptkit check 
 
 def _entry(key: str, raw: Any, path: Path) -> LockEntry:
     try:
-        return LockEntry(
+        entry = LockEntry(
             tokenizer=str(raw["tokenizer"]),
             chat_template=None if raw["chat_template"] is None else str(raw["chat_template"]),
             prefix_hash=str(raw["prefix_hash"]),
             stable_tokens=tuple(int(n) for n in raw["stable_tokens"]),
             stable_ids=tuple(int(n) for n in str(raw["stable_ids"]).split()),
         )
+        _consistent(entry)
     except (KeyError, TypeError, ValueError) as exc:
         raise LintConfigError(
             f"{path}: entry {key!r} is malformed ({exc!r}); {_REGENERATE}"
         ) from None
+    return entry
+
+
+def _consistent(entry: LockEntry) -> None:
+    """Refuse an entry that no ``check --update`` could have written (a corrupted lock must not
+    pass ``check`` by comparing garbage with garbage)."""
+    if not _HEX32.fullmatch(entry.prefix_hash):
+        raise ValueError("prefix_hash is not 32 hex digits")
+    if not entry.stable_tokens or min(entry.stable_tokens) < 0:
+        raise ValueError("stable_tokens must be a non-empty list of counts")
+    if len(entry.stable_ids) != entry.stable_tokens[0]:
+        raise ValueError(
+            f"stable_ids holds {len(entry.stable_ids)} ids but stable_tokens[0] says "
+            f"{entry.stable_tokens[0]}"
+        )
+    if any(i < 0 for i in entry.stable_ids):
+        raise ValueError("a token id is negative")
 
 
 def read_lock(path: Path) -> Lock:
@@ -67,7 +87,7 @@ def read_lock(path: Path) -> Lock:
         return Lock()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not UTF-8, not JSON
         raise LintConfigError(f"{path}: cannot read the lock file: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
         raise LintConfigError(f"{path}: not a version {LOCK_VERSION} promptkit lock; {_REGENERATE}")

@@ -154,6 +154,13 @@ class RequestRecord(BaseModel):
         default=None,
         description="how the prompt continued an earlier one (stateless history), or why not",
     )
+    engine_restarts: int = Field(
+        default=0, description="how many times the client had restarted its engine before this"
+    )
+    control_tokens: list[str] = Field(
+        default_factory=list,
+        description="values (variables, messages[i]) that held control-token text",
+    )
     replica: str | None = Field(
         default=None, description="the replica that served it, when a router chose among several"
     )
@@ -182,18 +189,29 @@ class JsonlSink:
 
 
 def read_records(path: str | Path) -> list[RequestRecord]:
-    """Load a JSONL log written by a client (blank lines ignored)."""
-    records = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(RequestRecord.model_validate_json(line))
-            except ValueError as exc:
-                from promptkit.errors import ConfigError
+    """Load a JSONL log written by a client (blank lines ignored).
 
-                raise ConfigError(f"{path}:{number}: not a promptkit record: {exc}") from None
+    A last line without its newline that does not parse is a record cut short (the writer was
+    killed mid-line): it is skipped with a warning. Any other bad line is an error naming it.
+    """
+    from promptkit.errors import ConfigError
+
+    records = []
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            lines = list(enumerate(handle, 1))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the log: {exc}") from None
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            records.append(RequestRecord.model_validate_json(line))
+        except ValueError as exc:
+            if number == len(lines) and not line.endswith("\n"):
+                log.warning("%s:%d: skipped a truncated last record", path, number)
+                continue
+            raise ConfigError(f"{path}:{number}: not a promptkit record: {exc}") from None
     return records
 
 

@@ -37,6 +37,7 @@ from engine_adapter import (
     EngineResult,
     EngineStartError,
     FunctionEngine,
+    SamplingError,
     SamplingSettings,
     map_exceptions,
 )
@@ -118,7 +119,7 @@ def test_a_salted_request_to_an_engine_without_salts_is_refused_before_sending(
     with Client(engine=engine, tokenizer=tokenizer) as client:
         with pytest.raises(EngineCapabilityError, match=r"'engine' engine \(Minimal\).*cache_salt"):
             client.generate(template, {"q": "Who?"}, cache_salt="tenant-a")
-        assert engine.requests == [] and client.records == []
+        assert engine.requests == [] and not client.records
         client.generate(template, {"q": "Who?"})
     assert len(engine.requests) == 1
 
@@ -213,12 +214,21 @@ def test_every_vllm_exception_class_is_mapped() -> None:
 
 
 def test_bad_sampling_settings_are_a_request_error_naming_the_field() -> None:
+    # SamplingSettings refuses the value itself; vLLM's own check stays mapped behind it.
+    unchecked = SamplingSettings()
+    object.__setattr__(unchecked, "temperature", -1.0)
     with (
         pytest.raises(EngineRequestError, match="temperature") as info,
         map_exceptions(request_errors(), "vLLM generate", describe=describe_error),
     ):
-        sampling_params(SamplingSettings(temperature=-1.0))
+        sampling_params(unchecked)
     assert isinstance(info.value.__cause__, VLLMValidationError)
+
+
+def test_bad_sampling_settings_are_refused_when_built_before_any_engine() -> None:
+    with pytest.raises(SamplingError, match="temperature") as info:
+        SamplingSettings(temperature=-1.0)
+    assert isinstance(info.value, EngineRequestError) and info.value.__cause__ is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,50 @@
+"""Faults of the embedded engine, on the real thing: a killed engine core fails the call in
+flight and later calls at once with EngineDeadError; restart() serves again; and when the client
+process is SIGKILLed, no VLLM::EngineCore outlives it (the watchdog)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "engine_faults.py"
+ROOT = SCRIPT.parent.parent.parent
+
+
+@pytest.mark.engine
+def test_a_killed_engine_fails_fast_restarts_and_never_outlives_its_client() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VLLM_CPU_KVCACHE_SPACE": "1"}
+    client = subprocess.Popen(
+        [sys.executable, str(SCRIPT)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert client.stdout is not None
+    try:
+        report = next(
+            json.loads(line.removeprefix("REPORT "))
+            for line in client.stdout
+            if line.startswith("REPORT ")
+        )
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+        client.stdout.close()
+    assert str(report["in_flight"]).startswith("EngineDeadError"), report
+    assert str(report["later"]).startswith("EngineDeadError"), report
+    assert report["after_restart"] == {"tokens": 2, "restarts": 1}
+    survivors = report["new_cores"]
+    assert survivors
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in survivors):
+        time.sleep(0.5)
+    alive = [
+        p for p in survivors if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+    ]
+    assert alive == [], "engine processes outlived the SIGKILLed client"
