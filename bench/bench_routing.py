@@ -189,11 +189,11 @@ def _table(runs: Sequence[PolicyRun], ceiling: PolicyRun) -> Table:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prefixes", type=int, default=8)
+    parser.add_argument("--prefixes", type=int, default=12)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--blocks", type=int, default=192, help="KV blocks per replica")
+    parser.add_argument("--blocks", type=int, default=224, help="KV blocks per replica")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--json", default=None, help="write the results here")
