@@ -67,7 +67,7 @@ def test_evictions_under_pressure_are_explained_not_unexpected(small_client: Cli
         small_client.generate(
             qa, {"document": DOCUMENTS[n], "question": "When?"}, sampling=SAMPLING
         )
-    records = small_client.records[start:]
+    records = list(small_client.records)[start:]
     verdicts = [r.verdict for r in records]
     assert Verdict.UNEXPECTED_MISS not in verdicts, [
         (r.verdict, r.expected_cached_tokens, r.cached_tokens) for r in records
@@ -100,7 +100,7 @@ def test_a_batch_in_arrival_order_is_regrouped_so_each_document_is_prefilled_onc
     results = small_client.batch(items, sampling=SAMPLING, progress=lambda p: seen.append(p.done))
     assert [r.prompt.variables["question"] for r in results] == [q for _, q in asked]
     assert seen[-1] == len(items)
-    records = small_client.records[start:]
+    records = list(small_client.records)[start:]
     assert Verdict.UNEXPECTED_MISS not in [r.verdict for r in records]
     # The ideal: every distinct prefix prefilled once (the shared instruction once, each
     # document once), the rest of each prompt computed.
