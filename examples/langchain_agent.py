@@ -59,7 +59,14 @@ def run_turn(
         if not reply.tool_calls:
             return
         for call in reply.tool_calls:
-            result = tools[call["name"]].invoke(call)
+            if call["name"] in tools:
+                result = tools[call["name"]].invoke(call)
+            else:  # a small model may invent a tool: say so, as the tool's answer
+                known = ", ".join(tools)
+                result = ToolMessage(
+                    f"unknown tool {call['name']!r}; the tools are: {known}",
+                    tool_call_id=call["id"] or call["name"],
+                )
             print(f"  tool:  {call['name']}({call['args']}) -> {result.content!r}")
             messages.append(result)
 
