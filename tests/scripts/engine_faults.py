@@ -29,11 +29,17 @@ def main() -> None:
     long = SamplingSettings(max_tokens=2000)
     cores = _cores()
     report["cores"] = cores
-    killer = threading.Timer(5.0, lambda: [os.kill(p, signal.SIGKILL) for p in cores])
+    # One second in: on a quiet machine a 5 s delay let the whole answer finish first (the call
+    # "returned"); if the kill lands before the request is queued, the call fails dead too.
+    killer = threading.Timer(1.0, lambda: [os.kill(p, signal.SIGKILL) for p in cores])
     killer.start()
     started = time.monotonic()
     try:
-        client.generate(template, {"q": "Count from one to a thousand."}, sampling=long)
+        client.generate(
+            template,
+            {"q": "Write the numbers from 1 to 500, separated by commas: 1, 2, 3, 4,"},
+            sampling=long,
+        )
         report["in_flight"] = "returned"
     except EngineDeadError as exc:
         report["in_flight"] = f"EngineDeadError after {time.monotonic() - started:.1f} s: {exc}"
