@@ -16,18 +16,14 @@ import datetime as dt
 import json
 import os
 import pickle
-import random
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
-import time_machine
 
 from promptkit._builder import PromptBuilder
 from promptkit._built_prompt import BuiltPrompt
@@ -37,6 +33,7 @@ from promptkit._templating.analysis import TemplateAnalysis, analyze_source
 from promptkit._templating.prompt_template import PromptTemplate, RenderedSegment
 from promptkit._tokenization import Tokenizer
 from promptkit.lint._chat_check import chat_template_findings
+from promptkit.lint._metamorphic import frozen
 from promptkit.lint.prefix import PrefixPolicy
 from promptkit.lint.rules import Finding
 from promptkit.lint.samples import Fixtures
@@ -99,17 +96,6 @@ def _end(prompt: BuiltPrompt, case: Case) -> int:
     return max(s.token_end for s in prompt.segments if s.stability < level)
 
 
-@contextmanager
-def _at(clock: dt.datetime, seed: int) -> Iterator[None]:
-    state = random.getstate()
-    random.seed(seed)
-    try:
-        with time_machine.travel(clock, tick=False):
-            yield
-    finally:
-        random.setstate(state)
-
-
 def _moves(a: BuiltPrompt, b: BuiltPrompt, case: Case) -> bool:
     end = _end(a, case)
     assert end > 0
@@ -119,9 +105,9 @@ def _moves(a: BuiltPrompt, b: BuiltPrompt, case: Case) -> bool:
 @pytest.mark.parametrize("case", J2, ids=[c.name for c in J2])
 def test_template_witness(case: Case, builder: PromptBuilder) -> None:
     template = _unchecked(case.source, name=case.name)
-    with _at(T0, 0):
+    with frozen(T0, 0):
         a = builder.build(template, case.sample)
-    with _at(case.alt_clock or T0, 1):
+    with frozen(case.alt_clock or T0, 1):
         b = builder.build(template, case.alt if case.alt is not None else case.sample)
     assert _moves(a, b, case) is case.busts
 
@@ -190,9 +176,9 @@ def test_python_witness(case: Case, builder: PromptBuilder) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(case.source, case.name, "exec"), namespace)  # the corpus's own module
     template = namespace["TEMPLATE"]
-    with _at(T0, 0):
+    with frozen(T0, 0):
         a = builder.build(template, namespace["variables"]("Why?"))
-    with _at(T0 + dt.timedelta(days=1), 1):
+    with frozen(T0 + dt.timedelta(days=1), 1):
         b = builder.build(template, namespace["variables"]("Why?"))
     assert _moves(a, b, case) is case.busts
 
