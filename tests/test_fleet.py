@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,20 +111,53 @@ def test_precise_sends_a_repeat_to_the_replica_that_holds_it(
     assert all(r.requests == 4 for r in summary.replicas)
 
 
+def _running(url: str) -> float:
+    """``vllm:num_requests_running`` on a server's ``/metrics`` (0 when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=2.0) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("vllm:num_requests_running")
+    )
+
+
+def _kill_while_running(fleet: LocalFleet, name: str, stop: threading.Event) -> threading.Thread:
+    """Kill ``name`` as soon as it is generating: a timer could fire after every answer is back
+    (on a fast machine it did), and then there is no failover to test."""
+
+    def watch() -> None:
+        url = fleet.servers[name].url
+        while not stop.is_set():
+            if _running(url) > 0:
+                fleet.kill(name)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, name="kill-while-running", daemon=True)
+    watcher.start()
+    return watcher
+
+
 def test_a_killed_replica_is_dropped_and_no_request_is_lost(
     fleet: LocalFleet, routed: RoutedEngine, tokenizer: Tokenizer
 ) -> None:
     ids = [tokenizer.encode(_document(f"Echo{k}") + " Question: which?").ids for k in range(6)]
     requests = [
-        EngineRequest(prompt_token_ids=i, sampling=SamplingSettings(max_tokens=48)) for i in ids
+        EngineRequest(prompt_token_ids=i, sampling=SamplingSettings(max_tokens=160)) for i in ids
     ]
     victim = "replica-1"
-    killer = threading.Timer(1.5, fleet.kill, args=(victim,))
-    killer.start()
+    done = threading.Event()
+    watcher = _kill_while_running(fleet, victim, done)
     try:
         results = routed.generate(requests)
     finally:
-        killer.join()
+        done.set()
+        watcher.join()
+    assert not fleet.servers[victim].running, f"{victim} was never seen generating"
     assert [r.prompt_token_ids for r in results] == [r.prompt_token_ids for r in requests]
     assert all(r.token_ids for r in results)
     assert {r.replica for r in results} <= {"replica-0", victim}
