@@ -54,12 +54,7 @@ async def async_from_thread_loop(
         loop.call_soon_threadsafe(items.put_nowait, item)
 
     submit(_guarded(produce, put))
-    while True:
-        item = await items.get()
-        if isinstance(item, _End):
-            if item.error is not None:
-                raise item.error
-            return
+    async for item in _drained(items):
         yield item
 
 
@@ -78,6 +73,12 @@ async def async_from_thread(iterate: Callable[[], Iterator[T]]) -> AsyncIterator
         loop.call_soon_threadsafe(items.put_nowait, _End(error))
 
     threading.Thread(target=run, name="promptkit-stream", daemon=True).start()
+    async for item in _drained(items):
+        yield item
+
+
+async def _drained(items: asyncio.Queue[T | _End]) -> AsyncIterator[T]:
+    """The items up to the producer's end marker; its error, if any, raised here."""
     while True:
         item = await items.get()
         if isinstance(item, _End):
