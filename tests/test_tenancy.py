@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_adapter import EngineRequest, EngineRequestError, EngineResult, FunctionEngine
+from engine_adapter import EngineRequest, EngineRequestError, FunctionEngine
 from promptkit import (
     Client,
     Conversation,
@@ -155,27 +155,13 @@ def test_the_log_never_holds_the_tenant_id_or_the_salt(
 
 
 def test_a_conversation_is_salted_for_its_tenant(tokenizer: Tokenizer) -> None:
-    seen: list[EngineRequest] = []
-
-    def respond(request: EngineRequest) -> EngineResult:
-        seen.append(request)
-        return EngineResult(
-            prompt_token_ids=request.prompt_token_ids,
-            num_cached_tokens=0,
-            text=" ok",
-            token_ids=(),
-            finish_reason="stop",
-            ttft_s=None,
-            latency_s=0.0,
-            timing_source="measured",
-        )
-
+    engine = FunctionEngine(lambda request: " ok")
     tenancy = Tenancy(secret=SECRET)
-    client = Client(engine=FunctionEngine(respond), tokenizer=tokenizer, tenancy=tenancy)
+    client = Client(engine=engine, tokenizer=tokenizer, tenancy=tenancy)
     chat = Conversation(client, system="Be brief.", tenant="alice")
     chat.say("Hi")
     chat.side_call("Summarize.")
-    assert [r.cache_salt for r in seen] == [tenancy.salt("alice")] * 2
+    assert [r.cache_salt for r in engine.requests] == [tenancy.salt("alice")] * 2
     with pytest.raises(TenantError):
         Conversation(client, system="Be brief.").say("Hi")
 
@@ -193,26 +179,12 @@ def test_the_tenants_page_snippets_run() -> None:
 def test_the_langchain_model_is_salted_per_tenant(tokenizer: Tokenizer) -> None:
     from promptkit.integrations.langchain import ChatPromptkit
 
-    seen: list[str | None] = []
-
-    def respond(request: EngineRequest) -> EngineResult:
-        seen.append(request.cache_salt)
-        return EngineResult(
-            prompt_token_ids=request.prompt_token_ids,
-            num_cached_tokens=0,
-            text=" ok",
-            token_ids=(),
-            finish_reason="stop",
-            ttft_s=None,
-            latency_s=0.0,
-            timing_source="measured",
-        )
-
+    engine = FunctionEngine(lambda request: " ok")
     tenancy = Tenancy(secret=SECRET)
-    client = Client(engine=FunctionEngine(respond), tokenizer=tokenizer, tenancy=tenancy)
+    client = Client(engine=engine, tokenizer=tokenizer, tenancy=tenancy)
     model = ChatPromptkit(client=client, tenant="alice", max_tokens=4)
     model.invoke("Hi")
     model.invoke("Hi", tenant="bob")  # per call
-    assert seen == [tenancy.salt("alice"), tenancy.salt("bob")]
+    assert [r.cache_salt for r in engine.requests] == [tenancy.salt("alice"), tenancy.salt("bob")]
     with pytest.raises(TenantError):
         ChatPromptkit(client=client, max_tokens=4).invoke("Hi")
