@@ -17,21 +17,11 @@ import pytest
 from engine_adapter import EngineRequest, PrefixCacheCounters, SamplingSettings
 from engine_adapter.routed import RoutedEngine
 from promptkit import Client, LocalFleet, PromptTemplate, Tokenizer, Verdict
+from tests.sample_templates import QA
 
 pytestmark = pytest.mark.engine
 
 SAMPLING = SamplingSettings(max_tokens=4)
-QA = """{% vars document=session, question=request %}
-{% segment system static %}
-Answer in one short sentence about the document.
-{% endsegment %}
-{% segment doc session %}
-{{ document }}
-{% endsegment %}
-{% segment q request %}
-Question: {{ question }}
-Answer:{% endsegment %}
-"""
 
 
 def _document(topic: str) -> str:

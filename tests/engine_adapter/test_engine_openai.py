@@ -42,6 +42,7 @@ from promptkit import Client, PromptTemplate, Tokenizer, Verdict
 from promptkit._output_compare import compare_greedy
 from promptkit.cli import EXIT_OK, app
 from promptkit.cli._console import print_summary
+from tests.sample_templates import QA
 
 BLOCK_SIZE = 32
 # A quiet 2-core machine starts the server in ~30 s; with the cores busy (load average 30) one
@@ -249,7 +250,7 @@ def test_server_without_prompt_tokens_details_gives_unknown_never_zero(
     # Regression: such a server made every report say "0.0% cached" and the counter check
     # MISMATCH, while the server counted thousands of hit tokens.
     log = tmp_path / "run.jsonl"
-    template = PromptTemplate.from_string(RESTART_QA, name="restart_qa")
+    template = PromptTemplate.from_string(QA, name="restart_qa")
     questions = ["Where does river 3 flow?", "Which lake?", "And river 5?"]
     started = time.monotonic()
     with (
@@ -401,26 +402,13 @@ def test_server_not_running_says_how_to_start_one() -> None:
             engine.prefix_cache_counters()
 
 
-RESTART_QA = """{% vars document=session, question=request %}
-{% segment system static %}
-You answer questions about the document below in one short sentence, quoting it where you can.
-{% endsegment %}
-{% segment doc session %}
-{{ document }}
-{% endsegment %}
-{% segment q request %}
-Question: {{ question }}
-Answer:{% endsegment %}
-"""
-
-
 @pytest.mark.engine
 def test_server_restart_makes_the_first_repeat_an_unexpected_miss(
     vllm_server: Server, remote: OpenAIEngine, tokenizer: Tokenizer
 ) -> None:
     # Last in this module: it restarts the shared server.
     client = Client(engine=remote, tokenizer=tokenizer)
-    template = PromptTemplate.from_string(RESTART_QA, name="restart_qa")
+    template = PromptTemplate.from_string(QA, name="restart_qa")
     variables = {"document": PREFIX}
     client.generate(
         template, {**variables, "question": "Where does river 3 flow?"}, sampling=SAMPLING
