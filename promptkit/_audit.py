@@ -307,6 +307,7 @@ def _record(
         label=pending.label,
         note=prompt.note,
         control_tokens=list(prompt.control_token_values),
+        control_tokens_policy=prompt.control_token_policy,
         replica=result.replica,
         routing_note=result.routing_note,
     )

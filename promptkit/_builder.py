@@ -119,7 +119,7 @@ class PromptBuilder:
         variables, flagged = self.controls.apply(variables, template=template.filename)
         rendered = template.render(variables)
         prompt = self.build_rendered(template, rendered, variables, tools=tools)
-        return replace(prompt, control_token_values=flagged) if flagged else prompt
+        return self._flagged(prompt, flagged)
 
     def build_rendered(
         self,
@@ -216,7 +216,7 @@ class PromptBuilder:
             history=history + inserted,
         )
         prompt = self._whole_chat(source, *placement.locate_messages(source))
-        return replace(prompt, control_token_values=flagged) if flagged else prompt
+        return self._flagged(prompt, flagged)
 
     def extend(
         self,
@@ -248,7 +248,7 @@ class PromptBuilder:
                 stacklevel=3,
             )
             whole = self._whole_chat(source, text, located)
-            return replace(whole, control_token_values=flagged) if flagged else whole
+            return self._flagged(whole, flagged)
         base, start = before.token_ids, len(before.text)
         if generated_ids and generated_ids[-1] == self.tokenizer.eos_token_id:
             eos = source.chat.special_tokens.get("eos_token")
@@ -273,7 +273,7 @@ class PromptBuilder:
             history=(*history, replace(reply, char_end=start, token_end=len(base))),
             history_boundaries=before.boundaries,
         )
-        return replace(prompt, control_token_values=flagged) if flagged else prompt
+        return self._flagged(prompt, flagged)
 
     def _whole_chat(self, source: ChatSource, text: str, located: list[Located]) -> BuiltPrompt:
         bounds = placement.message_bounds(located, 0, 0)
@@ -380,3 +380,11 @@ class PromptBuilder:
         if self.normalize and segment.spec.stability.is_stable:
             return self._normalize_text(segment.text)
         return segment.text
+
+    def _flagged(self, prompt: BuiltPrompt, flagged: tuple[str, ...]) -> BuiltPrompt:
+        """``prompt`` naming the values that held control-token text, and what became of them."""
+        if not flagged:
+            return prompt
+        return replace(
+            prompt, control_token_values=flagged, control_token_policy=self.controls.policy
+        )

@@ -132,6 +132,9 @@ class BuiltPrompt:
     #: Values (variable paths, ``messages[i]``) that held control-token text, whatever the
     #: client's policy did with them (see :mod:`promptkit._control_tokens`).
     control_token_values: tuple[str, ...] = ()
+    #: What the client's policy did with them: ``"escape"``d (plain text to the model) or
+    #: ``"allow"``ed (real control tokens); ``None`` when no value held any.
+    control_token_policy: str | None = None
 
     @property
     def total_tokens(self) -> int:

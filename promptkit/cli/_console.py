@@ -132,6 +132,7 @@ def print_summary(console: Console, summary: RunSummary, *, title: str = "") -> 
         for template, cause, count in causes:
             table.add_row(template, cause, str(count))
         console.print(table)
+    _print_control_tokens(console, summary)
     counters = summary.engine_counters
     note = escape(summary.counters_note or "")
     if counters is None:
@@ -145,3 +146,26 @@ def print_summary(console: Console, summary: RunSummary, *, title: str = "") -> 
         console.print(f"[bold red]MISMATCH[/]: {note}")
     else:
         console.print(f"Engine counters: [{_VERDICT_STYLE['UNKNOWN']}]{note}[/]")
+
+
+def _print_control_tokens(console: Console, summary: RunSummary) -> None:
+    """Values that held the model's control-token text: escaped ones are a probe worth knowing
+    about; allowed ones reached the model as real control tokens."""
+    rows = [(t.template, *row) for t in summary.templates for row in t.control_tokens]
+    if not rows:
+        return
+    table = Table(title="Values that held control-token text")
+    for column in ("template", "value", "sent as", "requests"):
+        table.add_column(column, justify="right" if column == "requests" else "left")
+    for template, value, policy, count in rows:
+        sent = _CONTROL_POLICY_TEXT.get(policy, policy)
+        style = "bold red" if policy == "allow" else ""
+        shown = f"[{style}]{escape(sent)}[/]" if style else escape(sent)
+        table.add_row(escape(template), escape(value), shown, str(count))
+    console.print(table)
+
+
+_CONTROL_POLICY_TEXT = {
+    "escape": "plain text (escaped)",
+    "allow": "CONTROL TOKENS (policy allow)",
+}

@@ -149,6 +149,27 @@ def _causes_table(summary: RunSummary) -> str:
     return f'<table id="causes">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
+def _control_tokens_table(summary: RunSummary) -> str:
+    rows = [
+        _row(
+            [
+                f"<td>{escape(t.template)}</td>",
+                f"<td>{escape(value)}</td>",
+                f'<td class="bad">{escape(policy)}: sent as control tokens</td>'
+                if policy == "allow"
+                else f"<td>{escape(policy)}: sent as plain text</td>",
+                _num(count),
+            ]
+        )
+        for t in summary.templates
+        for value, policy, count in t.control_tokens
+    ]
+    if not rows:
+        return '<p id="control-tokens" class="muted">No value held control-token text.</p>'
+    head = _head("template", "value", "policy", "requests")
+    return f'<table id="control-tokens">{head}<tbody>{"".join(rows)}</tbody></table>'
+
+
 def _requests_table(records: Sequence[RequestRecord]) -> str:
     rows = [
         _row(
@@ -219,6 +240,8 @@ def render_html(*, records: Sequence[RequestRecord], summary: RunSummary, source
         ),
         "<h2>Top causes of misses</h2>",
         _causes_table(summary),
+        "<h2>Values that held control-token text</h2>",
+        _control_tokens_table(summary),
         "<h2>Requests</h2>",
         _requests_table(records),
         "<h2>Verdicts</h2>",

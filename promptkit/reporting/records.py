@@ -161,6 +161,11 @@ class RequestRecord(BaseModel):
         default_factory=list,
         description="values (variables, messages[i]) that held control-token text",
     )
+    control_tokens_policy: str | None = Field(
+        default=None,
+        description="what the client did with them: 'escape' (sent as plain text) or 'allow' "
+        "(sent as real control tokens)",
+    )
     replica: str | None = Field(
         default=None, description="the replica that served it, when a router chose among several"
     )
@@ -251,6 +256,11 @@ class TemplateSummary(CacheTotals):
     ttft_cached_p50_s: float | None
     ttft_uncached_p50_s: float | None
     top_causes: list[tuple[str, int]]
+    control_tokens: list[tuple[str, str, int]] = Field(
+        default_factory=list,
+        description="(value, policy, requests): the values that held control-token text, what "
+        "the client did with them ('escape', 'allow'), and in how many requests",
+    )
 
 
 class PrefixCacheCountersModel(BaseModel):
@@ -353,6 +363,14 @@ def _template_summary(name: str, records: list[RequestRecord]) -> TemplateSummar
         ttft_cached_p50_s=_median(cached),
         ttft_uncached_p50_s=_median(uncached),
         top_causes=causes.most_common(5),
+        control_tokens=[
+            (value, policy, count)
+            for (value, policy), count in Counter(
+                (value, r.control_tokens_policy or "not recorded")
+                for r in records
+                for value in r.control_tokens
+            ).most_common()
+        ],
     )
 
 
