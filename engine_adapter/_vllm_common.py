@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypedDict
@@ -210,11 +209,34 @@ def _latency(metrics: Any, wall: float) -> float:
     return wall
 
 
-def counter_samples(metrics: Iterable[Any]) -> Iterator[tuple[str, float]]:
-    """``(name, value)`` of vLLM's in-process counters (``LLM.get_metrics()`` and the like)."""
-    from vllm.v1.metrics.reader import Counter
+def engine_counter_samples(engine: Any) -> list[tuple[str, float]]:
+    """``(name, value)`` of the prefix-cache counters of this one engine (an ``LLMEngine`` or
+    ``AsyncLLM``).
 
-    return ((m.name, float(m.value)) for m in metrics if isinstance(m, Counter))
+    vLLM keeps its metrics in the process-wide Prometheus registry, and each engine that starts
+    replaces the collectors of the one before: ``LLM.get_metrics()`` reads whichever engine
+    started last, a closed one included. So with two engines in a process, the first would
+    report the second's numbers. The counters that this engine's own stat logger increments
+    are the ones that describe it; the registry is read only when that logger is not found.
+    """
+    from vllm.v1.metrics.loggers import PrometheusStatLogger
+    from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
+
+    manager = getattr(engine, "logger_manager", None)
+    for logger in getattr(manager, "stat_loggers", ()):
+        if isinstance(logger, PrometheusStatLogger):
+            return [
+                (sample.name, float(sample.value))
+                for per_engine in (
+                    logger.counter_prefix_cache_queries,
+                    logger.counter_prefix_cache_hits,
+                )
+                for child in per_engine.values()
+                for family in child.collect()
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            ]
+    return [(m.name, float(m.value)) for m in get_metrics_snapshot() if isinstance(m, Counter)]
 
 
 def start_errors() -> ErrorMapping:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Self, Unpack
 from engine_adapter._vllm_common import (
     DeltaTracker,
     VLLMOptions,
-    counter_samples,
+    engine_counter_samples,
     import_vllm,
     kv_capacity_blocks,
     map_request_errors,
@@ -220,8 +220,8 @@ class VLLMEngine(Engine):
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         self._check_alive()
         with self._lock, map_request_errors("reading vLLM metrics"):
-            metrics = self.llm.get_metrics()
-        return prefix_counters(counter_samples(metrics))
+            samples = engine_counter_samples(self.llm.llm_engine)
+        return prefix_counters(samples)
 
     def reset_prefix_cache(self) -> bool:
         self._check_alive()

@@ -22,7 +22,7 @@ from engine_adapter._streaming import async_from_thread_loop, sync_from_thread_l
 from engine_adapter._vllm_common import (
     DeltaTracker,
     VLLMOptions,
-    counter_samples,
+    engine_counter_samples,
     import_vllm,
     kv_capacity_blocks,
     map_request_errors,
@@ -132,11 +132,9 @@ class AsyncVLLMEngine(Engine):
         return async_from_thread_loop(self._producer(request), self._submit)
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
-        from vllm.v1.metrics.reader import get_metrics_snapshot
-
         with map_request_errors("reading vLLM metrics"):
-            metrics = get_metrics_snapshot()
-        return prefix_counters(counter_samples(metrics))
+            samples = engine_counter_samples(self._engine)
+        return prefix_counters(samples)
 
     def reset_prefix_cache(self) -> bool:
         with map_request_errors("resetting the prefix cache"):

@@ -31,17 +31,10 @@ BLOCK_SIZE = 32
 ENGINE_FIXTURES = frozenset({"engine", "fresh_engine", "client"})
 
 
-# Modules that start a second vLLM engine in this process run last: vLLM's metrics live in a
-# process-wide Prometheus registry, and once that engine has shut down the session engine's
-# counters read zero (every later counters cross-check then fails).
-SECOND_ENGINE_MODULES = frozenset({"test_eviction_engine.py"})
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engine)
-    items.sort(key=lambda item: item.path.name in SECOND_ENGINE_MODULES)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine_adapter import SamplingSettings
+from engine_adapter import EngineRequest, PrefixCacheCounters, SamplingSettings
+from engine_adapter.vllm import VLLMEngine
 from promptkit import Client, PrefixCacheMirror, PromptTemplate, Tokenizer, Verdict
 from promptkit._built_prompt import cacheable_tokens
 from tests.sample_templates import QA
@@ -40,8 +41,6 @@ DOCUMENTS = [_document(n) for n in range(10)]
 
 @pytest.fixture(scope="module")
 def small_client(model_dir: Path, tokenizer: Tokenizer) -> Iterator[Client]:
-    from engine_adapter.vllm import VLLMEngine
-
     engine = VLLMEngine(
         model_dir,
         block_size=32,
@@ -56,6 +55,32 @@ def small_client(model_dir: Path, tokenizer: Tokenizer) -> Iterator[Client]:
 def test_the_engine_declares_its_kv_capacity(small_client: Client) -> None:
     assert small_client.engine.kv_capacity_blocks == BLOCKS - 1  # vLLM keeps one null block
     assert small_client.mirror.engine_blocks == BLOCKS - 1
+
+
+def test_each_engine_reports_its_own_counters(
+    engine: VLLMEngine, small_client: Client, tokenizer: Tokenizer
+) -> None:
+    # vLLM's process-wide metrics registry holds only the newest engine's counters: read
+    # through it, the session engine (started first) reported this module's engine's numbers.
+    small = small_client.engine
+    assert isinstance(small, VLLMEngine)
+    ids = tokenizer.encode(DOCUMENTS[3]).ids
+    request = EngineRequest(prompt_token_ids=ids, sampling=SAMPLING)
+
+    def counters() -> tuple[PrefixCacheCounters, PrefixCacheCounters]:
+        first, second = engine.prefix_cache_counters(), small.prefix_cache_counters()
+        assert first is not None and second is not None
+        return first, second
+
+    session_before, small_before = counters()
+    small.generate([request])
+    session_after, small_after = counters()
+    assert session_after == session_before
+    assert small_after.queries - small_before.queries == len(ids)
+    engine.generate([request, request])
+    session_last, small_last = counters()
+    assert small_last == small_after
+    assert session_last.queries - session_after.queries == 2 * len(ids)
 
 
 def test_evictions_under_pressure_are_explained_not_unexpected(small_client: Client) -> None:
