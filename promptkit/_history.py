@@ -21,6 +21,7 @@ used dropped first; a dropped entry costs hits, never correctness.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -87,6 +88,9 @@ class StatelessChat:
             {"name": name, "tools": self._tools, "salt": cache_salt, "tenant": tenant_key}
         )
         self._turns: OrderedDict[str, Generation] = OrderedDict()
+        # Requests may come from many threads at once (a web server, LangChain's batch): the
+        # index is read and updated under this lock; building and sending run outside it.
+        self._turns_lock = threading.Lock()
         # Drift is compared within this chat only: another chat promises nothing to this one.
         self._drift_key = f"{name}-{uuid.uuid4().hex}"
 
@@ -100,10 +104,13 @@ class StatelessChat:
         chat = _normalized(messages)
         keys = self._keys(chat)
         for j in range(len(chat) - 1, -1, -1):
-            if chat[j]["role"] != "assistant" or keys[j] not in self._turns:
+            if chat[j]["role"] != "assistant":
                 continue
-            earlier = self._turns[keys[j]]
-            self._turns.move_to_end(keys[j])
+            with self._turns_lock:
+                earlier = self._turns.get(keys[j])
+                if earlier is None:
+                    continue
+                self._turns.move_to_end(keys[j])
             reply = chat[j]["content"]
             if reply == earlier.text:
                 ids: Sequence[int] = earlier.token_ids
@@ -135,10 +142,11 @@ class StatelessChat:
     def remember(self, messages: Sequence[Message], generation: Generation) -> None:
         """Index ``generation`` as the answer to ``messages``, for the requests that follow."""
         key = self._keys(_normalized(messages))[-1]
-        self._turns[key] = generation
-        self._turns.move_to_end(key)
-        while len(self._turns) > self.max_turns:
-            self._turns.popitem(last=False)
+        with self._turns_lock:
+            self._turns[key] = generation
+            self._turns.move_to_end(key)
+            while len(self._turns) > self.max_turns:
+                self._turns.popitem(last=False)
 
     def _keys(self, chat: Sequence[Message]) -> list[str]:
         """``keys[i]`` identifies ``chat[:i]`` (with this chat's name, tools and salt)."""

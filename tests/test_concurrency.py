@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from engine_adapter import EngineRequest, EngineResult, FunctionEngine
-from promptkit import Client, Generation, PromptTemplate, Tokenizer
+from promptkit import Client, Generation, PromptTemplate, StatelessChat, Tokenizer
 from tests.sample_templates import DOCUMENT, QA
 
 THREADS, REQUESTS = 8, 50
@@ -102,3 +102,51 @@ def test_asend_from_many_coroutines_on_a_sync_engine(tokenizer: Tokenizer) -> No
         return list(await asyncio.gather(*(session(n) for n in range(64))))
 
     _check(client, asyncio.run(main()), 64)
+
+
+def test_stateless_histories_from_many_threads(
+    tokenizer: Tokenizer, tiny_switch_interval: None
+) -> None:
+    # A web server's handlers: each thread carries its own history, the chat's index is shared
+    # and small enough that threads evict each other's entries while they look them up.
+    client = Client(engine=FunctionEngine(_respond), tokenizer=tokenizer)
+    chat = StatelessChat(client, name="web", max_turns=4)
+    errors: list[BaseException] = []
+    notes: list[str | None] = []
+
+    def session(k: int) -> None:
+        history: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
+        try:
+            for turn in range(10):
+                history.append({"role": "user", "content": f"user {k} turn {turn}"})
+                answer = chat.reply(history)
+                assert answer.text == _answer(answer.prompt.token_ids)
+                assert f"user {k} turn {turn}" in answer.prompt.text
+                notes.append(answer.record.note)
+                history.append({"role": "assistant", "content": answer.text})
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(k,)) for k in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(notes) == THREADS * 10 and len(chat) <= 4
+
+
+def test_langchain_sync_batch_reaches_the_engine_at_once(tokenizer: Tokenizer) -> None:
+    from promptkit.integrations.langchain import ChatPromptkit
+
+    # Called one after another, the first call would wait here until the barrier breaks.
+    barrier = threading.Barrier(4, timeout=20)
+
+    def respond(request: EngineRequest) -> str:
+        barrier.wait()
+        return "ok"
+
+    client = Client(engine=FunctionEngine(respond), tokenizer=tokenizer)
+    model = ChatPromptkit(client=client, max_tokens=4)
+    answers = model.batch([f"Question {i}" for i in range(4)], config={"max_concurrency": 4})
+    assert [a.content for a in answers] == ["ok"] * 4

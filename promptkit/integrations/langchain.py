@@ -159,7 +159,6 @@ class ChatPromptkit(BaseChatModel):
     tenant: str | SharedCache | None = None
 
     _chats: OrderedDict[str, StatelessChat] = PrivateAttr(default_factory=OrderedDict)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # sync engine calls
     _chats_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
@@ -312,8 +311,10 @@ class ChatPromptkit(BaseChatModel):
     ) -> ChatResult:
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
-        with self._lock:  # a sync engine serves one caller at a time
-            generation = self._chat_for(kwargs).reply(chat, sampling=sampling)
+        # No lock here: LangChain's sync batch calls this from a thread pool, and the engine
+        # decides what runs at once (VLLMEngine serves one call at a time, AsyncVLLMEngine and
+        # OpenAIEngine batch concurrent calls).
+        generation = self._chat_for(kwargs).reply(chat, sampling=sampling)
         return ChatResult(generations=[ChatGeneration(message=self._message(generation))])
 
     async def _agenerate(
@@ -341,12 +342,11 @@ class ChatPromptkit(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         sampling = self._sampling(stop, kwargs)
         chat = to_chat_messages(messages)
-        with self._lock:
-            for item in self._chat_for(kwargs).stream(chat, sampling=sampling):
-                chunk = self._chunk(item)
-                if run_manager is not None and isinstance(item, EngineDelta):
-                    run_manager.on_llm_new_token(item.text, chunk=chunk)
-                yield chunk
+        for item in self._chat_for(kwargs).stream(chat, sampling=sampling):
+            chunk = self._chunk(item)
+            if run_manager is not None and isinstance(item, EngineDelta):
+                run_manager.on_llm_new_token(item.text, chunk=chunk)
+            yield chunk
 
     async def _astream(
         self,
