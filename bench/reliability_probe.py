@@ -1051,12 +1051,20 @@ def main(argv: list[str] | None = None) -> int:
         results = run_all(probe, [*api_cases(), *cli_cases(), *fault_cases()])
         if args.engine:
             from engine_adapter import VLLMEngine
+            from engine_adapter.vllm_async import AsyncVLLMEngine
 
+            from .engine_faults import run_engine_faults
+
+            # One engine at a time: the sync one for the bad requests, then the async one for
+            # the concurrent sessions, then the fault scripts, each with an engine of its own.
             with VLLMEngine(model, block_size=32, kv_cache_gib=1) as engine:
                 real = Probe(tokenizer, Path(tmp), engine=engine)
                 results += run_all(real, list(engine_cases()))
                 extra["engine"] = "VLLMEngine (embedded vLLM, SmolLM2-135M-Instruct, CPU)"
-                extra["async_load"] = {"engine": "VLLMEngine", **async_load(real.client)}
+            with AsyncVLLMEngine(model, block_size=32, kv_cache_gib=1) as engine:
+                client = Client(engine=engine, tokenizer=tokenizer)
+                extra["async_load"] = {"engine": "AsyncVLLMEngine", **async_load(client)}
+            extra["engine_faults"] = run_engine_faults()
         else:
             extra["async_load"] = {"engine": "FunctionEngine", **async_load(probe.client)}
     extra["long_run"] = long_run(Tokenizer.from_dir(model), args.requests)
