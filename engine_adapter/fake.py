@@ -2,7 +2,9 @@
 
 The function receives each request and returns the generated text, or a full
 :class:`EngineResult`. Cached-token counts are whatever the function says (``None`` by default:
-a fake cannot know what a real prefix cache would hold).
+a fake cannot know what a real prefix cache would hold). The last ``max_requests`` requests are
+kept in :attr:`FunctionEngine.requests` for tests to inspect; older ones are dropped, so a long
+run over the fake (a load test, the reliability probe's ``long_run``) holds bounded memory.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ Responder = Callable[[EngineRequest], "str | EngineResult"]
 
 
 class FunctionEngine(Engine):
-    """An engine whose output is computed by ``respond``."""
+    """An engine whose output is computed by ``respond``.
+
+    Args:
+        respond: called with each request; returns the generated text or a whole result.
+        block_size: the KV block size the client accounts in.
+        kv_capacity_blocks: the capacity to declare (``None``: unknown).
+        max_requests: how many of the most recent requests :attr:`requests` keeps (0: none).
+    """
 
     name: ClassVar[str] = "function"
     supports_cache_salt: ClassVar[bool] = True
@@ -31,10 +40,14 @@ class FunctionEngine(Engine):
         *,
         block_size: int = 32,
         kv_capacity_blocks: int | None = None,
+        max_requests: int = 1_000,
     ) -> None:
         self._respond = respond
         self.kv_capacity_blocks = kv_capacity_blocks
         self._block_size = block_size
+        self.max_requests = max_requests
+        #: The last ``max_requests`` requests, oldest first. A list (not a deque) so that tests
+        #: can slice it; each holds its prompt's ids, so keeping all of them grew without bound.
         self.requests: list[EngineRequest] = []
         self.closed = False
 
@@ -48,6 +61,7 @@ class FunctionEngine(Engine):
         results: list[EngineResult] = []
         for request in requests:
             self.requests.append(request)
+            del self.requests[: max(0, len(self.requests) - self.max_requests)]
             answer = self._respond(request)
             if isinstance(answer, EngineResult):
                 results.append(answer)

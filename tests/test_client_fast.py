@@ -177,3 +177,30 @@ def test_the_engine_sees_only_token_ids_and_the_salt(tokenizer: Tokenizer) -> No
     assert isinstance(out.result, EngineResult)
     assert seen[0].prompt_token_ids == out.prompt.token_ids
     assert seen[0].cache_salt == "tenant-a"
+
+
+def test_a_long_run_on_one_client_holds_bounded_state_issue_14(tokenizer: Tokenizer) -> None:
+    """Regression: docs/reliability.md's long_run grew ~32 MB per 1,000 requests because
+    FunctionEngine kept every request (each with its prompt's ids). Past the bounds, a second
+    stretch of requests must leave every store the client and its engine own the same size."""
+    engine = FunctionEngine(lambda r: "ok", max_requests=40)
+    client = Client(engine=engine, tokenizer=tokenizer, max_records=40)
+    qa = PromptTemplate.from_string(QA, name="qa")
+
+    def stretch(start: int) -> tuple[int, ...]:
+        for n in range(start, start + 120):
+            _ask(client, qa, f"Document {n % 10}. {DOCUMENT}", f"Question {n}?")
+        sizes = (len(engine.requests), len(client.records), len(client.mirror))
+        return (*sizes, sum(len(seen) for seen in client.drift._seen.values()))
+
+    first = stretch(0)
+    assert first[:2] == (40, 40)
+    assert stretch(120) == first
+
+
+def test_function_engine_keeps_only_its_last_requests_by_default() -> None:
+    engine = FunctionEngine(lambda r: "ok")
+    for n in range(2_500):
+        engine.generate([EngineRequest(prompt_token_ids=(n,))])
+    assert len(engine.requests) == 1_000  # the default max_requests
+    assert [r.prompt_token_ids[0] for r in engine.requests[::999]] == [1_500, 2_499]
