@@ -823,7 +823,7 @@ def engine_cases() -> Iterator[Case]:
 
     def then_good(p: Probe, bad: Callable[[], Any]) -> Any:
         try:
-            bad()
+            return bad()
         finally:
             good = p.client.generate(
                 p.one, {"q": "still alive?"}, sampling=SamplingSettings(max_tokens=2)
@@ -839,19 +839,33 @@ def engine_cases() -> Iterator[Case]:
         "a token id out of vocabulary": lambda p: then_good(p, lambda: raw(p, (1, vocab + 10))),
         "a negative token id": lambda p: then_good(p, lambda: raw(p, (1, -4))),
         "a prompt longer than max_model_len": lambda p: then_good(p, lambda: raw(p, (1,) * 40_000)),
-        "max_tokens past max_model_len": lambda p: then_good(
-            p, lambda: raw(p, (1, 2), sampling=SamplingSettings(max_tokens=10**6))
+        # vLLM (engine and server alike) caps max_tokens at what the context has left: the
+        # answer stops at max_model_len with finish_reason "length". The prompt leaves 8.
+        "max_tokens past max_model_len is capped": lambda p: _capped(
+            then_good(p, lambda: raw(p, (1,) * (4096 - 8), sampling=_HUGE))
         ),
         "an empty cache salt": lambda p: then_good(
             p,
             lambda: p.engine.check_requests([EngineRequest(prompt_token_ids=(1,), cache_salt="")]),
         ),
         "a huge salt (1 MB)": lambda p: (
-            then_good(p, lambda: raw(p, (1, 2, 3), cache_salt="s" * 2**20)) or "served"
+            then_good(p, lambda: raw(p, (1, 2, 3), cache_salt="s" * 2**20)) and "served"
         ),
     }
     for name, run in cases.items():
-        yield Case("engine", name, run, "ok" if "huge salt" in name else "typed")
+        ok = "huge salt" in name or "capped" in name
+        yield Case("engine", name, run, "ok" if ok else "typed")
+
+
+_HUGE = SamplingSettings(max_tokens=10**6)
+#: The context of the engine the engine cases run on.
+MAX_MODEL_LEN = 4096
+
+
+def _capped(results: list[Any]) -> str:
+    (result,) = results
+    assert len(result.token_ids) <= 8 and result.finish_reason == "length", result
+    return f"{len(result.token_ids)} tokens, finish_reason {result.finish_reason}"
 
 
 # -- load, memory, page -----------------------------------------------------------------------
@@ -1057,7 +1071,9 @@ def main(argv: list[str] | None = None) -> int:
 
             # One engine at a time: the sync one for the bad requests, then the async one for
             # the concurrent sessions, then the fault scripts, each with an engine of its own.
-            with VLLMEngine(model, block_size=32, kv_cache_gib=1) as engine:
+            with VLLMEngine(
+                model, block_size=32, kv_cache_gib=1, max_model_len=MAX_MODEL_LEN
+            ) as engine:
                 real = Probe(tokenizer, Path(tmp), engine=engine)
                 results += run_all(real, list(engine_cases()))
                 extra["engine"] = "VLLMEngine (embedded vLLM, SmolLM2-135M-Instruct, CPU)"

@@ -222,8 +222,8 @@ def engine_counter_samples(engine: Any) -> list[tuple[str, float]]:
     from vllm.v1.metrics.loggers import PrometheusStatLogger
     from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
 
-    manager = getattr(engine, "logger_manager", None)
-    for logger in getattr(manager, "stat_loggers", ()):
+    manager = engine.logger_manager  # None when the engine was started without stats
+    for logger in manager.stat_loggers if manager is not None else ():
         if isinstance(logger, PrometheusStatLogger):
             return [
                 (sample.name, float(sample.value))
