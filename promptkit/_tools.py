@@ -14,10 +14,10 @@ from promptkit.errors import SerializationError
 __all__ = ["canonical_tools", "tool_schema", "tools_into_messages"]
 
 #: What follows the schemas in a tools block: the call format, shown once. Without it the default
-#: model (SmolLM2-135M) copies the compact schemas' style and their numbers: for "What is the
-#: value of magic_function(3)?" it wrote {"input":100} (next to "exclusiveMaximum":1000), and a
-#: string argument ran to max_tokens ("us_us_us..."); with it, {"input": 3} and "New York".
-#: Constant text, so the block stays byte-stable.
+#: model (SmolLM2-135M), forced to call a tool, wrote compact JSON like the schemas' and wrong
+#: values: {"input":100} for "What is the value of magic_function(3)?", and a string argument
+#: that ran to max_tokens ("us_us_us..."); with it, {"input": 3} and "New York". Constant
+#: text, so the block stays byte-stable.
 TOOL_CALL_HINT = "To call a tool, write " + tool_call_text([("tool_name", {"argument": "value"})])
 
 
