@@ -7,6 +7,8 @@ it was.
 A forced call is written the way the default model (SmolLM2) writes tool calls unforced,
 ``<tool_call>[{"name": ..., "arguments": {...}}]</tool_call>``, so that
 :func:`promptkit.parse_tool_calls` reads it and the model sees its own format in the history.
+:func:`tool_call_text` writes calls in that format (the example in a prompt's tools block, calls
+made elsewhere and re-sent in a history), so there is one format, here.
 """
 
 from __future__ import annotations
@@ -16,12 +18,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine_adapter import OutputConstraint
+from promptkit._canonical import canonical_json
 from promptkit.errors import ConversationError
 
-__all__ = ["json_constraint", "tool_call_constraint"]
+__all__ = ["json_constraint", "tool_call_constraint", "tool_call_text"]
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+
+
+def tool_call_text(calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """``(name, arguments)`` calls as the model writes them, ``name`` first, spaced JSON.
+
+    Contract: a prompt's tools block shows this format, so changing it changes every prefix
+    hash of a prompt with tools.
+    """
+    body = ", ".join(
+        f'{{"name": {canonical_json(name)}, "arguments": {canonical_json(args, spaced=True)}}}'
+        for name, args in calls
+    )
+    return f"{TOOL_CALL_OPEN}[{body}]{TOOL_CALL_CLOSE}"
 
 
 def json_constraint(schema: Mapping[str, Any] | None) -> OutputConstraint:

@@ -8,9 +8,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, get_type_hints
 
 from promptkit._canonical import canonical_json, to_canonical
+from promptkit._constraints import tool_call_text
 from promptkit.errors import SerializationError
 
 __all__ = ["canonical_tools", "tool_schema", "tools_into_messages"]
+
+#: What follows the schemas in a tools block: the call format, shown once. Without it the default
+#: model (SmolLM2-135M), forced to call a tool, wrote compact JSON like the schemas' and wrong
+#: values: {"input":100} for "What is the value of magic_function(3)?", and a string argument
+#: that ran to max_tokens ("us_us_us..."); with it, {"input": 3} and "New York". Constant
+#: text, so the block stays byte-stable.
+TOOL_CALL_HINT = "To call a tool, write " + tool_call_text([("tool_name", {"argument": "value"})])
 
 
 def tool_schema(tool: Any) -> dict[str, Any]:
@@ -91,7 +99,8 @@ def tools_into_messages(
     """Where a chat prompt's tools go: the messages to render, and the chat template's ``tools``.
 
     A chat template with a ``tools`` slot (``slot``) gets them, canonical and sorted. One without
-    would drop them without a word; instead a canonical block, one schema per line, is appended
+    would drop them without a word; instead a canonical block, one schema per line and then the
+    call format (:data:`TOOL_CALL_HINT`, the format forced calls are constrained to), is appended
     to the system prompt (a system message holding only the block opens the chat when there is
     none), so the tools always reach the model, in the same bytes every time. Template prompts
     with ``role=`` segments, conversations, agents and LangChain sessions all go through here.
@@ -102,7 +111,8 @@ def tools_into_messages(
     schemas = canonical_tools(tools)
     if slot:
         return listed, schemas
-    block = "Available tools:\n" + "\n".join(canonical_json(t) for t in schemas) + "\n"
+    listing = "\n".join(canonical_json(t) for t in schemas)
+    block = f"Available tools:\n{listing}\n\n{TOOL_CALL_HINT}\n"
     if listed and listed[0]["role"] == "system":
         listed[0]["content"] = f"{listed[0]['content']}\n\n{block}".lstrip("\n")
     else:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
 
+from engine_adapter import EngineRequest, EngineResult, FunctionEngine
 from promptkit import Client, Tokenizer, Verdict, canonical_tools
 from promptkit.integrations import langchain as integration
 from promptkit.integrations.langchain import ChatPromptkit, to_chat_messages
@@ -204,3 +206,66 @@ def test_a_system_prompt_that_changes_between_calls_is_drift(tokenizer: Tokenize
     other = ChatPromptkit(client=client, max_tokens=8)
     fresh = other.invoke([SystemMessage(f"Now: 2026-11-20 10:00:09. {SYSTEM} {rules}"), question])
     assert fresh.response_metadata["promptkit"]["verdict"] != "DRIFT"
+
+
+def _function_model(
+    tokenizer: Tokenizer, answer: EngineResult | str
+) -> tuple[Client, FunctionEngine]:
+    def respond(request: EngineRequest) -> EngineResult | str:
+        if isinstance(answer, str):
+            return answer
+        return replace(answer, prompt_token_ids=request.prompt_token_ids)
+
+    engine = FunctionEngine(respond)
+    return Client(engine=engine, tokenizer=tokenizer), engine
+
+
+def test_tools_block_shows_the_call_format_a_forced_call_is_constrained_to(
+    tokenizer: Tokenizer,
+) -> None:
+    # Regression: with only compact schemas in the prompt, SmolLM2-135M forced to call
+    # magic_function for "magic_function(3)" wrote {"input":100}, and ran a string argument to
+    # max_tokens; shown the call format once, it writes {"input": 3}.
+    client, engine = _function_model(tokenizer, '<tool_call>[{"name": "add"}]</tool_call>')
+    with client:
+        ChatPromptkit(client=client).bind_tools([add], tool_choice="any").invoke("1 + 2?")
+    prompt = tokenizer.decode(engine.requests[0].prompt_token_ids)
+    example = '<tool_call>[{"name": "tool_name", "arguments": {"argument": "value"}}]</tool_call>'
+    assert f"\n\nTo call a tool, write {example}\n<|im_end|>" in prompt
+    constraint = engine.requests[0].sampling.constraint
+    assert constraint is not None and (constraint.prefix, constraint.suffix) == (
+        "<tool_call>",
+        "</tool_call>",
+    )
+
+
+def test_a_tool_call_cut_off_at_max_tokens_is_an_invalid_call_saying_so(
+    tokenizer: Tokenizer,
+) -> None:
+    # A forced call whose string argument ran on ("us_us_us...") used to come back as an
+    # AIMessage with no tool call and no word why.
+    text = '<tool_call>[{"name": "get_weather", "arguments": {"city": "us_us_us'
+    cut = EngineResult(
+        prompt_token_ids=(),
+        num_cached_tokens=None,
+        text=text,
+        token_ids=tuple(range(16)),
+        finish_reason="length",
+        ttft_s=None,
+        latency_s=0.0,
+        timing_source="measured",
+    )
+    client, _ = _function_model(tokenizer, cut)
+    with client:
+        model = ChatPromptkit(client=client).bind_tools([get_weather], tool_choice="any")
+        message = model.invoke("Weather?")
+        streamed = None
+        for chunk in model.stream("Weather?"):
+            streamed = chunk if streamed is None else streamed + chunk
+    assert isinstance(message, AIMessage) and message.tool_calls == []
+    [invalid] = message.invalid_tool_calls
+    assert invalid["args"] == text and invalid["name"] is None
+    assert "cut off at max_tokens (16 tokens)" in (invalid["error"] or "")
+    assert message.response_metadata["finish_reason"] == "length"
+    assert isinstance(streamed, AIMessage) and streamed.tool_calls == []
+    assert [c["args"] for c in streamed.invalid_tool_calls] == [text]

@@ -21,7 +21,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from promptkit._canonical import canonical_json
+from promptkit._constraints import tool_call_text
 
 __all__ = ["to_chat_messages"]
 
@@ -57,15 +57,9 @@ def _assistant_text(message: AIMessage) -> str:
     text = _text(message.content)
     if not message.tool_calls or "<tool_call>" in text:
         return text
-    # Calls made elsewhere (another model, a hand-written history): show them the way the
-    # default model (SmolLM2) writes them, "name" first, so it sees its own format in the
-    # history; the arguments are canonical, so the same calls always render the same.
-    calls = ", ".join(
-        f'{{"name": {canonical_json(c["name"])}, '
-        f'"arguments": {canonical_json(c["args"], spaced=True)}}}'
-        for c in message.tool_calls
-    )
-    return f"{text}<tool_call>[{calls}]</tool_call>"
+    # Calls made elsewhere (another model, a hand-written history): shown the way the default
+    # model (SmolLM2) writes them and its tools block shows them, so it sees its own format.
+    return text + tool_call_text([(c["name"], c["args"]) for c in message.tool_calls])
 
 
 def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:

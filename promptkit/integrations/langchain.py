@@ -53,9 +53,13 @@ try:
         CallbackManagerForLLMRun,
     )
     from langchain_core.language_models import BaseChatModel, LanguageModelInput
-    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, InvalidToolCall
     from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
-    from langchain_core.messages.tool import tool_call, tool_call_chunk
+    from langchain_core.messages.tool import (
+        invalid_tool_call,
+        tool_call,
+        tool_call_chunk,
+    )
     from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
@@ -75,7 +79,12 @@ from engine_adapter import EngineDelta, OutputConstraint, SamplingSettings
 from promptkit._agent import parse_tool_calls
 from promptkit._canonical import canonical_json
 from promptkit._client import Client, Generation
-from promptkit._constraints import json_constraint, tool_call_constraint
+from promptkit._constraints import (
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    json_constraint,
+    tool_call_constraint,
+)
 from promptkit._history import StatelessChat
 from promptkit._tenancy import SharedCache
 from promptkit._tools import canonical_tools
@@ -111,6 +120,22 @@ def _distinct(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         kept.setdefault(name, tool)
         distinct.append(tool)
     return distinct
+
+
+def _cut_off_call(generation: Generation, call_id: str) -> list[InvalidToolCall]:
+    """A tool call the engine cut off (``finish_reason="length"`` inside ``<tool_call>``), as
+    LangChain's invalid call saying what to do: never dropped unnoticed, never half-parsed
+    (a forced call whose string argument runs on ends this way)."""
+    text = generation.text
+    start = text.rfind(TOOL_CALL_OPEN)
+    if generation.result.finish_reason != "length" or start < 0 or TOOL_CALL_CLOSE in text[start:]:
+        return []
+    error = (
+        f"the tool call was cut off at max_tokens ({len(generation.token_ids)} tokens) before "
+        "its JSON closed: raise max_tokens (ChatPromptkit(max_tokens=...) or "
+        "invoke(..., max_tokens=...))"
+    )
+    return [invalid_tool_call(name=None, args=text[start:], id=call_id, error=error)]
 
 
 def _tool_choice(choice: Any, tools: Sequence[Mapping[str, Any]]) -> str | None:
@@ -377,6 +402,12 @@ class ChatPromptkit(BaseChatModel):
             tool_call_chunk(name=c["name"], args=canonical_json(c["args"]), id=c["id"], index=i)
             for i, c in enumerate(whole.tool_calls)
         ]
+        # A cut-off call's args start with the tag, so LangChain cannot parse them into a call
+        # when it merges the chunks: it stays invalid (its reason is in the finish_reason).
+        calls += [
+            tool_call_chunk(name=c["name"], args=c["args"], id=c["id"], index=len(calls) + i)
+            for i, c in enumerate(whole.invalid_tool_calls)
+        ]
         last = AIMessageChunk(
             content="",
             tool_call_chunks=calls,
@@ -403,6 +434,7 @@ class ChatPromptkit(BaseChatModel):
         return AIMessage(
             content=generation.text,
             tool_calls=calls,
+            invalid_tool_calls=_cut_off_call(generation, f"call_{record.request_id}_{len(calls)}"),
             usage_metadata=usage,
             response_metadata={
                 "model_name": self.model_name,
