@@ -38,14 +38,15 @@ class TestChatPromptkitUnit(ChatModelUnitTests):
 
 
 class TestChatPromptkitIntegration(ChatModelIntegrationTests):
-    # Not a coin flip: greedy, the 135M model writes the same prose every run (3 of 3 on
-    # 2026-11-29, with the tools block's call format in the prompt). No constraint applies:
-    # with tool_choice='auto' the model may answer in prose, so nothing may force a call.
+    # Greedy, the 135M model writes the same prose every run here (3 of 3 on 2026-11-29, with
+    # the tools block's call format in the prompt). No constraint applies: with
+    # tool_choice='auto' the model may answer in prose, so nothing may force a call. Not strict:
+    # bf16 on another CPU may tip a near-tie into a call, and that must not fail CI.
     @pytest.mark.xfail(
         reason="tool_choice='auto': SmolLM2-135M answers 'What is the weather in San "
         "Francisco, CA?' in prose ('The weather in San Francisco, CA, is typically ...') "
         "instead of calling get_weather; forced calls pass (test_tool_choice, test_tool_calling)",
-        strict=True,
+        strict=False,
     )
     @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
     def test_agent_loop(self, model: BaseChatModel) -> None:
