@@ -979,7 +979,9 @@ def render_page(results: list[Result], extra: dict[str, Any]) -> str:
         "- **Control tokens**: values (template variables at any depth, conversation messages) "
         "never become the model's control tokens; the default policy escapes them (a zero-width "
         "space after the first character), `reject` raises `ControlTokenError`, `allow` keeps "
-        "them; every record lists the values that held them (`control_tokens`).",
+        "them; every record lists the values that held them and what the policy did "
+        "(`control_tokens`, `control_tokens_policy`), and `promptkit report` flags them per "
+        "template ([reports.md](reports.md)).",
         "- **Concurrency**: one `Client` may be shared by threads and coroutines. Its state "
         "(ids, mirror, drift history, records, log) changes under one lock that is never held "
         "while the engine computes; `VLLMEngine` serializes calls into `vllm.LLM` (which is not "
