@@ -160,12 +160,15 @@ class Client:
         pinned_date: dt.date = DEFAULT_PINNED_DATE,
         tenancy: Tenancy | None = None,
         tenant: str | None = None,
+        control_tokens: ControlTokenPolicy = "escape",
         **engine_kwargs: Any,
     ) -> Client:
         """A client over an embedded vLLM engine (prefix caching on) and the model's tokenizer.
 
-        ``model`` defaults to ``$PROMPTKIT_MODEL`` or the bundled SmolLM2 (converted on first use);
-        other keyword arguments go to :class:`engine_adapter.VLLMEngine`.
+        ``model`` defaults to ``$PROMPTKIT_MODEL`` or the bundled SmolLM2 (converted on first use).
+        ``log_path``, ``pinned_date``, ``tenancy``, ``tenant`` and ``control_tokens`` are the
+        client's (see :class:`Client`); other keyword arguments go to
+        :class:`engine_adapter.VLLMEngine`.
         """
         from engine_adapter.vllm import VLLMEngine
         from promptkit._model_store import resolve_model_dir
@@ -181,6 +184,7 @@ class Client:
             owns_engine=True,
             tenancy=tenancy,
             tenant=tenant,
+            control_tokens=control_tokens,
         )
         client.engine_factory = lambda: VLLMEngine(path, **engine_kwargs)
         return client

@@ -188,3 +188,23 @@ def test_the_report_flags_the_values_and_says_which_reached_the_model(
         client.generate(template, {"document": "doc", "question": "What time?"})
     quiet = CliRunner().invoke(app, ["report", str(clean)])
     assert "control-token" not in quiet.output
+
+
+def test_the_embedded_client_takes_the_policy_not_its_engine(
+    tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: Client.embedded handed control_tokens= on to VLLMEngine (a TypeError there).
+    import engine_adapter.vllm
+
+    engines: list[dict[str, Any]] = []
+
+    def fake_engine(path: Any, **kwargs: Any) -> FunctionEngine:
+        engines.append(kwargs)
+        return FunctionEngine(_echo)
+
+    monkeypatch.setattr(engine_adapter.vllm, "VLLMEngine", fake_engine)
+    with Client.embedded(control_tokens="reject", max_model_len=2048) as client:
+        assert engines == [{"max_model_len": 2048}]
+        template = PromptTemplate.from_string(PLAIN, name="plain")
+        with pytest.raises(ControlTokenError, match="question"):
+            client.generate(template, {"document": "doc", "question": FORGED})

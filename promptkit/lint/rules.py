@@ -4,7 +4,7 @@ Rule ids are a contract: CI configs select and ignore them, inline suppressions 
 ``docs/lint.md`` has one section per id (its anchor is the lower-cased id). Never renumber a
 rule; retire an id instead. ``PK0xx`` are about the linter itself, ``PK1xx`` volatile content,
 ``PK2xx`` serialization, ``PK3xx`` segment order, ``PK4xx`` whitespace, ``PK5xx`` variables,
-``PK6xx`` prefix length, ``PK7xx`` the token-level ``promptkit check``.
+``PK6xx`` prefix length, ``PK7xx`` the token-level ``promptkit check``, ``PK8xx`` security.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ RULES: dict[str, Rule] = {
         Rule("PK707", "missing-samples", _E, "no NAME.samples.json next to the template"),
         Rule(
             "PK708", "moves-under-perturbation", _E, "the stable prefix moves under a perturbation"
+        ),
+        Rule(
+            "PK801",
+            "control-tokens-allowed",
+            _W,
+            "values may become the model's control tokens (control_tokens='allow')",
         ),
     )
 }

@@ -5,7 +5,8 @@
   ``apply_chat_template`` -- neither is pinned or canonical.
 * A Python file that does not parse is a finding (PK001). One that imports promptkit is checked
   for ``json.dumps`` without ``sort_keys=True`` whose result reaches a prompt (PK201), for a
-  clock, uuid or random value passed into a variable a template declares stable (PK106), and
+  clock, uuid or random value passed into a variable a template declares stable (PK106), for
+  ``control_tokens="allow"`` (PK801: values may become control tokens), and
   every template literal passed to ``PromptTemplate``/``from_string`` is linted as
   a template, with lines counted in the Python file.
 """
@@ -137,7 +138,8 @@ def _stable_variables(tree: ast.Module, *, path: str) -> set[str]:
 
 def lint_python(source: str, *, path: str, prefix: PrefixPolicy | None = None) -> list[Finding]:
     """PK201 for ``json.dumps`` that reaches a prompt, PK106 for a clock or uuid passed into a
-    stable variable, and every rule for template literals, in files using promptkit."""
+    stable variable, PK801 for ``control_tokens="allow"``, and every rule for template
+    literals, in files using promptkit."""
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -193,6 +195,7 @@ def lint_python(source: str, *, path: str, prefix: PrefixPolicy | None = None) -
                     column=node.col_offset + 1,
                 )
             )
+        findings += _control_tokens_allowed(node, path=path)
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         literal = node.args[0] if node.args else None
         if (
@@ -204,3 +207,23 @@ def lint_python(source: str, *, path: str, prefix: PrefixPolicy | None = None) -
                 literal.value, path=path, line_offset=literal.lineno - 1, prefix=prefix
             )
     return findings
+
+
+def _control_tokens_allowed(call: ast.Call, *, path: str) -> list[Finding]:
+    """PK801: a client or builder told to let values through as control tokens."""
+    return [
+        Finding(
+            "PK801",
+            path,
+            keyword.value.lineno,
+            "control_tokens='allow' lets a question, document or chat message that holds "
+            "'<|im_end|>' or '<|im_start|>' become the model's real control tokens (a forged "
+            "system turn); keep the default 'escape' (or 'reject'), and allow only values you "
+            "wrote yourself; records list such values with control_tokens_policy='allow'",
+            column=keyword.value.col_offset + 1,
+        )
+        for keyword in call.keywords
+        if keyword.arg == "control_tokens"
+        and isinstance(keyword.value, ast.Constant)
+        and keyword.value.value == "allow"
+    ]
