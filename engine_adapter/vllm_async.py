@@ -4,7 +4,9 @@
 blocking batch at a time) cannot. Its background tasks belong to the event loop it was created
 in, so the engine runs on a private loop thread and every call is handed to that loop: async
 callers on any loop ``await engine.agenerate(...)``, sync callers use ``generate(...)``, and all
-their requests share one scheduler and one prefix cache.
+their requests share one scheduler and one prefix cache. As with :class:`VLLMEngine`, a
+:class:`~engine_adapter._watchdog.Watchdog` kills the engine processes if this process dies
+without closing the engine (``SIGKILL`` included).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from engine_adapter._vllm_common import (
 from engine_adapter._vllm_common import (
     engine_kwargs as build_engine_kwargs,
 )
+from engine_adapter._watchdog import Watchdog, current_children, new_children
 from engine_adapter._wire import prefix_counters
 from engine_adapter.base import Engine, map_exceptions
 from engine_adapter.errors import EngineClosedError
@@ -52,6 +55,8 @@ class AsyncVLLMEngine(Engine):
     name: ClassVar[str] = "vllm-async"
     supports_cache_salt: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
+    #: Kills the engine processes if this process dies without closing the engine.
+    _watchdog: Watchdog | None = None
 
     def __init__(self, model: str | os.PathLike[str], **options: Unpack[VLLMOptions]) -> None:
         kwargs, self.kv_events_endpoint = build_engine_kwargs(model, options)
@@ -62,8 +67,10 @@ class AsyncVLLMEngine(Engine):
         )
         self._thread.start()
         started = time.perf_counter()
+        before = current_children()
         with map_exceptions(start_errors(), f"starting vLLM AsyncLLM on {kwargs['model']}"):
             self._engine: Any = self._run(_start(kwargs))
+        self._watchdog = Watchdog(new_children(before))
         self.start_seconds = time.perf_counter() - started
         cache_config = self._engine.vllm_config.cache_config
         self._block_size = int(cache_config.block_size)
@@ -144,8 +151,12 @@ class AsyncVLLMEngine(Engine):
     def close(self) -> None:
         engine, self._engine = getattr(self, "_engine", None), None
         if engine is not None:
-            engine.shutdown()
-            remove_kv_events_endpoint(self.kv_events_endpoint)
+            try:
+                engine.shutdown()
+            finally:
+                remove_kv_events_endpoint(self.kv_events_endpoint)
+                if self._watchdog is not None:
+                    self._watchdog.release()
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(loop.stop)

@@ -80,3 +80,33 @@ def test_a_killed_async_engine_fails_the_awaited_call_and_later_ones_then_restar
     assert str(report["later"]).startswith("EngineDeadError"), report
     assert report["after_restart"] == {"tokens": 2, "restarts": 1}
     assert report["leftover"] == [], "the killed core's processes outlived it"
+
+
+ORPHAN_SCRIPT = SCRIPT.parent / "async_engine_orphans.py"
+
+
+@pytest.mark.engine
+def test_a_sigkilled_client_leaves_no_async_engine_behind() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VLLM_CPU_KVCACHE_SPACE": "1"}
+    client = subprocess.Popen(
+        [sys.executable, str(ORPHAN_SCRIPT)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert client.stdout is not None
+    try:
+        started = [
+            json.loads(line.removeprefix("PIDS "))
+            for line in client.stdout
+            if line.startswith("PIDS ")
+        ][:1]
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+        client.stdout.close()
+    assert started and started[0], "the script did not start an engine"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in started[0]):
+        time.sleep(0.5)
+    alive = [
+        p for p in started[0] if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+    ]
+    assert alive == [], "AsyncVLLMEngine processes outlived the SIGKILLed client"
