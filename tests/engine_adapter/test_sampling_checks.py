@@ -3,40 +3,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
 
 from engine_adapter import SamplingError, SamplingSettings
 from engine_adapter._wire import sampling_fields
+from promptkit_bench.reliability_probe import BAD_SAMPLING
 
-BAD: list[dict[str, Any]] = [
-    {"seed": 2**70},  # wedged the engine for every later request
-    {"seed": -5},
-    {"max_tokens": 5.5},  # hung
-    {"max_tokens": -1},
-    {"max_tokens": 0},
-    {"max_tokens": True},
-    {"max_tokens": "8"},
-    {"temperature": math.nan},
-    {"temperature": math.inf},
-    {"temperature": -0.1},
-    {"temperature": 2.5},
-    {"temperature": "hot"},
-    {"top_p": 0},
-    {"top_p": 1.5},
-    {"top_p": math.nan},
-    {"stop": ("",)},
-    {"stop": ""},
-    {"stop": ("ok", 3)},
-    {"stop": "\ud800"},
-    {"stop_token_ids": (-1,)},
-    {"stop_token_ids": (1.5,)},
-    {"stop_token_ids": (2**40,)},
-    {"logprobs": -1},
-    {"logprobs": 1000},
-]
+# One list of bad values: the reliability page's (bench/reliability_probe.py) is this test's too.
+BAD = BAD_SAMPLING
 
 
 @pytest.mark.parametrize("fields", BAD, ids=repr)
