@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine_adapter import EngineRequest, EngineResult, FunctionEngine
+from engine_adapter import EngineRequest, FunctionEngine
 from promptkit import (
     Client,
     ControlTokenError,
@@ -123,17 +123,8 @@ def test_an_object_that_prints_control_tokens_cannot_slip_through(tokenizer: Tok
         _builder(tokenizer).build(template, {"q": Note()})
 
 
-def _echo(request: EngineRequest) -> EngineResult:
-    return EngineResult(
-        prompt_token_ids=request.prompt_token_ids,
-        num_cached_tokens=0,
-        text=" ok",
-        token_ids=(),
-        finish_reason="stop",
-        ttft_s=None,
-        latency_s=0.0,
-        timing_source="measured",
-    )
+def _echo(request: EngineRequest) -> str:
+    return " ok"
 
 
 def test_conversation_messages_are_values_too(tokenizer: Tokenizer) -> None:
