@@ -11,7 +11,7 @@ import hashlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -48,6 +48,24 @@ def tiny_switch_interval() -> Iterator[None]:
     sys.setswitchinterval(before)
 
 
+def _in_threads(work: Callable[[int], None], count: int = THREADS) -> list[BaseException]:
+    """Run ``work(k)`` in ``count`` threads at once; what they raised, for the test to assert."""
+    errors: list[BaseException] = []
+
+    def guarded(k: int) -> None:
+        try:
+            work(k)
+        except BaseException as exc:  # handed to the test thread, with its own traceback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def _check(client: Client, answers: list[tuple[str, Generation]], total: int) -> None:
     assert len(answers) == total
     for question, generation in answers:
@@ -66,25 +84,16 @@ def test_eight_threads_share_one_client(tokenizer: Tokenizer) -> None:
     client = Client(engine=FunctionEngine(_respond), tokenizer=tokenizer)
     qa = PromptTemplate.from_string(QA, name="qa")
     answers: list[tuple[str, Generation]] = []
-    errors: list[BaseException] = []
     lock = threading.Lock()
 
     def worker(thread: int) -> None:
-        try:
-            for n in range(REQUESTS):
-                question = f"Question {thread}-{n}?"
-                out = client.generate(qa, {"document": DOCUMENT, "question": question})
-                with lock:
-                    answers.append((question, out))
-        except BaseException as exc:  # reported below, with the thread's own traceback
-            errors.append(exc)
+        for n in range(REQUESTS):
+            question = f"Question {thread}-{n}?"
+            out = client.generate(qa, {"document": DOCUMENT, "question": question})
+            with lock:
+                answers.append((question, out))
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert _in_threads(worker) == []
     _check(client, answers, THREADS * REQUESTS)
 
 
@@ -111,27 +120,19 @@ def test_stateless_histories_from_many_threads(
     # and small enough that threads evict each other's entries while they look them up.
     client = Client(engine=FunctionEngine(_respond), tokenizer=tokenizer)
     chat = StatelessChat(client, name="web", max_turns=4)
-    errors: list[BaseException] = []
     notes: list[str | None] = []
 
     def session(k: int) -> None:
         history: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
-        try:
-            for turn in range(10):
-                history.append({"role": "user", "content": f"user {k} turn {turn}"})
-                answer = chat.reply(history)
-                assert answer.text == _answer(answer.prompt.token_ids)
-                assert f"user {k} turn {turn}" in answer.prompt.text
-                notes.append(answer.record.note)
-                history.append({"role": "assistant", "content": answer.text})
-        except BaseException as exc:  # handed to the test thread
-            errors.append(exc)
+        for turn in range(10):
+            history.append({"role": "user", "content": f"user {k} turn {turn}"})
+            answer = chat.reply(history)
+            assert answer.text == _answer(answer.prompt.token_ids)
+            assert f"user {k} turn {turn}" in answer.prompt.text
+            notes.append(answer.record.note)
+            history.append({"role": "assistant", "content": answer.text})
 
-    threads = [threading.Thread(target=session, args=(k,)) for k in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = _in_threads(session)
     assert not errors, errors
     assert len(notes) == THREADS * 10 and len(chat) <= 4
 
